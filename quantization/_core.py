@@ -1,0 +1,404 @@
+"""``quantize`` and ``QuantizedTensor``: arrays in, integer codes + codebook out."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _kernels as K
+from ._validate import (
+    GAINS,
+    OBJECTIVES,
+    SCHEMES,
+    check_axis,
+    check_bits,
+    check_choice,
+    check_codes,
+    check_group_size,
+    check_weights,
+)
+from .metrics import correlation as _correlation
+from .metrics import sqnr_db as _sqnr_db
+
+_SCHEME_ID = {"uniform": K.UNIFORM, "exponential": K.EXPONENTIAL, "pow2": K.POW2, "lloyd": K.LLOYD}
+_OBJECTIVE_ID = {"correlation": K.OBJ_CORRELATION, "mse": K.OBJ_MSE, "minmax": K.OBJ_MINMAX}
+_FLOAT_DTYPES = ("float16", "float32", "float64")
+_LLOYD_BINS = 4096
+
+
+def n_params(scheme: str, bits: int) -> int:
+    """Number of float32 parameters stored per codebook row.
+
+    uniform: (scale, zero_point, offset); exponential and pow2: (c, q, variant, offset);
+    lloyd: the 2**bits levels (an offset is free: it is folded into the levels).
+    """
+    if scheme == "uniform":
+        return 3
+    if scheme in ("exponential", "pow2"):
+        return 4
+    return 1 << bits
+
+
+# ------------------------------------------------------------------------ layout
+
+
+def _to_rows(a: np.ndarray, axis: int | None, group_size: int | None) -> np.ndarray:
+    """View/copy of ``a`` as (n_rows, row_len): one row per codebook row."""
+    if group_size is not None:
+        return a.reshape(-1, group_size)
+    if axis is None:
+        return a.reshape(1, -1)
+    return np.moveaxis(a, axis, 0).reshape(a.shape[axis], -1)
+
+
+def _from_rows(rows: np.ndarray, shape: tuple[int, ...], axis: int | None, group_size: int | None) -> np.ndarray:
+    if group_size is not None or axis is None:
+        return rows.reshape(shape)
+    moved = (shape[axis],) + shape[:axis] + shape[axis + 1 :]
+    return np.moveaxis(rows.reshape(moved), 0, axis)
+
+
+def _n_rows(shape: tuple[int, ...], axis: int | None, group_size: int | None) -> int:
+    n = math.prod(shape)
+    if group_size is not None:
+        return n // group_size
+    return 1 if axis is None else shape[axis]
+
+
+# ------------------------------------------------------------------ the container
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedTensor:
+    """Integer codes plus one codebook row per channel/group.
+
+    Attributes
+    ----------
+    codes : ndarray of uint8, same shape as the original tensor
+        Index of each element's level in its codebook row (values < 2**bits).
+    params : ndarray of float32, shape (n_rows, P)
+        What is stored: uniform (scale, zero_point, offset), exponential/pow2
+        (c, q, variant, offset), lloyd (the 2**bits levels).
+    bits : int
+        Bits per code, 1..8.
+    scheme : str
+        ``"uniform"``, ``"exponential"``, ``"pow2"`` or ``"lloyd"``.
+    shape : tuple of int
+        Original shape.
+    dtype : str
+        Original dtype (``"float16"``, ``"float32"`` or ``"float64"``).
+    axis : int or None
+        Per-slice codebooks along this axis, or None.
+    group_size : int or None
+        Per-group codebooks over consecutive elements of the last axis, or None.
+    objective, gain : str
+        How the levels were fitted (provenance; not needed to dequantize).
+    preserve_mean : bool
+        Whether each row's mean was made exact.
+    codebook : ndarray of float32, shape (n_rows, 2**bits)
+        The levels, ascending per row; derived from ``params`` by one deterministic
+        formula, so a saved and loaded tensor has a bit-identical codebook.
+    """
+
+    codes: np.ndarray
+    params: np.ndarray
+    bits: int
+    scheme: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    axis: int | None = None
+    group_size: int | None = None
+    objective: str = "correlation"
+    gain: str = "unbiased"
+    preserve_mean: bool = False
+    codebook: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        bits = check_bits(self.bits)
+        check_choice(self.scheme, SCHEMES, "scheme")
+        check_choice(self.objective, OBJECTIVES, "objective")
+        check_choice(self.gain, GAINS, "gain")
+        check_choice(self.dtype, _FLOAT_DTYPES, "dtype")
+        shape = tuple(int(s) for s in self.shape)
+        axis = check_axis(self.axis, len(shape))
+        group_size = check_group_size(self.group_size, shape, axis) if shape else None
+        codes = check_codes(self.codes, bits)
+        if codes.shape != shape:
+            raise ValueError(f"codes has shape {codes.shape}, expected the tensor shape {shape}.")
+        rows = _n_rows(shape, axis, group_size)
+        P = n_params(self.scheme, bits)
+        params = np.ascontiguousarray(self.params, dtype=np.float32)
+        if params.shape != (rows, P):
+            raise ValueError(f"params has shape {params.shape}, expected {(rows, P)} for scheme {self.scheme!r}.")
+        if not np.isfinite(params).all():
+            raise ValueError("params contains NaN or inf; the codebook would not be finite.")
+        codebook = np.empty((rows, 1 << bits), np.float32)
+        K.levels_from_params(_SCHEME_ID[self.scheme], params, 1 << bits, codebook)
+        for name, value in (
+            ("codes", codes), ("params", params), ("bits", bits), ("shape", shape),
+            ("axis", axis), ("group_size", group_size), ("codebook", codebook),
+            ("preserve_mean", bool(self.preserve_mean)),
+        ):
+            object.__setattr__(self, name, value)
+        codes.flags.writeable = False
+        params.flags.writeable = False
+        codebook.flags.writeable = False
+
+    @property
+    def n_rows(self) -> int:
+        """Number of codebook rows."""
+        return self.codebook.shape[0]
+
+    @property
+    def size(self) -> int:
+        """Number of quantized elements."""
+        return self.codes.size
+
+    @property
+    def nbytes(self) -> int:
+        """Stored size in bytes: packed codes ``ceil(size*bits/8)`` plus float32 params."""
+        return -(-self.size * self.bits // 8) + self.params.nbytes
+
+    def dequantize(self) -> np.ndarray:
+        """The quantized tensor as float32, shape ``self.shape``."""
+        c = np.ascontiguousarray(_to_rows(self.codes, self.axis, self.group_size))
+        out = np.empty(c.shape, np.float32)
+        K.lookup(c, self.codebook, out)
+        return np.ascontiguousarray(_from_rows(out, self.shape, self.axis, self.group_size))
+
+    def _check_like(self, w: np.ndarray) -> np.ndarray:
+        arr = check_weights(w)
+        if arr.shape != self.shape:
+            raise ValueError(f"w has shape {arr.shape}, but this tensor was quantized from shape {self.shape}.")
+        return arr
+
+    def correlation(self, w: np.ndarray, per_row: bool = False) -> float | np.ndarray:
+        """Pearson correlation between ``w`` and the dequantized tensor.
+
+        Parameters
+        ----------
+        w : ndarray
+            The original tensor (same shape).
+        per_row : bool, default False
+            Return one value per codebook row instead of one for the whole tensor.
+        """
+        w = self._check_like(w)
+        q = self.dequantize()
+        if not per_row:
+            return _correlation(w, q)
+        wr = _to_rows(w, self.axis, self.group_size)
+        qr = _to_rows(q, self.axis, self.group_size)
+        return np.array([_correlation(a, b) for a, b in zip(wr, qr)])
+
+    def sqnr_db(self, w: np.ndarray) -> float:
+        """Signal-to-quantization-noise ratio ``10 log10(sum w^2 / sum (w - Q)^2)`` in dB."""
+        return _sqnr_db(self._check_like(w), self.dequantize())
+
+    def __repr__(self) -> str:
+        lay = "tensor" if self.axis is None and self.group_size is None else (
+            f"axis={self.axis}" if self.group_size is None else f"group_size={self.group_size}")
+        return (f"QuantizedTensor(shape={self.shape}, bits={self.bits}, scheme={self.scheme!r}, {lay}, "
+                f"rows={self.n_rows}, nbytes={self.nbytes})")
+
+
+# ------------------------------------------------------------------------ quantize
+
+
+def _gain_offset(stats: np.ndarray, n: int, gain: str, preserve_mean: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row gain g and offset o (normalised units) so that Q = g q0 + o."""
+    sy, syy, sq, sqq, syq = stats.T
+    g = np.ones(len(stats))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if preserve_mean:
+            my, mq = sy / n, sq / n
+            cov = syq - n * my * mq
+            vy = syy - n * my * my
+            vq = sqq - n * mq * mq
+            if gain == "lsq":
+                cand, ok = cov / vq, vq > 1e-12 * np.maximum(sqq, 1e-300)
+            elif gain == "unbiased":
+                cand, ok = vy / cov, cov > 1e-12 * np.maximum(syy, 1e-300)
+            else:
+                cand, ok = g, np.ones(len(g), bool)
+        else:
+            if gain == "lsq":
+                cand, ok = syq / sqq, sqq > 0
+            elif gain == "unbiased":
+                cand, ok = syy / syq, syq > 1e-12 * np.maximum(syy, 1e-300)
+            else:
+                cand, ok = g, np.ones(len(g), bool)
+    ok &= np.isfinite(cand) & (cand > 0)
+    g = np.where(ok, cand, 1.0)
+    o = (sy - g * sq) / n if preserve_mean else np.zeros(len(g))
+    return g, o
+
+
+def quantize(
+    w: np.ndarray,
+    bits: int,
+    scheme: str = "uniform",
+    objective: str = "correlation",
+    axis: int | None = None,
+    group_size: int | None = None,
+    *,
+    gain: str = "unbiased",
+    preserve_mean: bool = False,
+    seed: int | np.random.Generator | None = None,
+) -> QuantizedTensor:
+    """Quantize a float tensor to ``bits``-bit codes and a float32 codebook per row.
+
+    Parameters
+    ----------
+    w : ndarray of float16, float32 or float64
+        The tensor. NaN/inf, empty arrays and integer dtypes are refused.
+    bits : int
+        Bits per code, 1..8; every scheme uses all ``2**bits`` codes.
+    scheme : {"uniform", "exponential", "pow2", "lloyd"}, default "uniform"
+        ``uniform``: equally spaced levels ``step * (k - z)``.  The fit tries the
+        symmetric grid without zero (z = (K-1)/2) and the two grids with an exact zero
+        and one extra level on either side (z = K/2, K/2 - 1, like int8's -128..127),
+        and keeps the best; the step (clipping range) is fitted.
+        ``exponential``: sign-magnitude levels ``±c q^j``; either 2**(bits-1)
+        magnitudes on each side and no zero, or an exact zero plus one more magnitude
+        on one side (all codes used either way); c, q and the variant are fitted.
+        ``pow2``: exponential with q = 1/2 (levels c 2^-j, shift-friendly).
+        ``lloyd``: a free codebook, the globally optimal 1-D k-means (exact dynamic
+        programming on the sorted row, or on ~4096 quantile+equal-width bins for
+        longer rows) polished by Lloyd iterations on all samples.
+    objective : {"correlation", "mse", "minmax"}, default "correlation"
+        ``correlation`` maximises Pearson rho between w and Q(w) (for lloyd this is
+        the MSE optimum: a free codebook absorbs any affine map); ``mse`` minimises
+        ||w - Q(w)||^2 of the fitted grid; ``minmax`` is the naive baseline (grid
+        spans ±max|w|; lloyd: levels evenly over [min, max]).  The correlation and mse
+        fits always also try the minmax grid, so they are never worse than it.
+    axis : int or None, default None
+        None: one codebook for the whole tensor; an int: one per slice along that axis
+        (axis=0 is per output channel for (out, in, kh, kw) weights).
+    group_size : int or None, default None
+        One codebook per ``group_size`` consecutive elements of the last axis (must
+        divide it; exclusive with ``axis``).
+    gain : {"unbiased", "lsq", "none"}, default "unbiased"
+        Scale applied to the fitted levels, per row.  ``unbiased``: slope 1, i.e.
+        <w, Q(w)> = <w, w> (with ``preserve_mean`` the slope of regressing Q(w) on w
+        is 1), so a layer keeps its signal gain.  ``lsq``: least squares, the minimal
+        MSE for these codes, which shrinks the tensor by about rho^2.  ``none``: the
+        levels as fitted (for objective="mse" this is the classic MSE quantizer).
+        Which one matters depends on the setting: sign dynamics of a Hopfield net ignore
+        a global scale, but a conv layer feeding fixed BatchNorm statistics does not.
+        Measured on pretrained CIFAR ResNet-20/32, per channel, 4 bits:
+        correlation-optimal uniform levels with ``lsq`` gain lost 5.3 / 7.4 points of
+        top-1, the same codes with ``unbiased`` gain and ``preserve_mean=True`` lost
+        0.3 / 1.4.
+    preserve_mean : bool, default False
+        Quantize deviations from each row's mean and add one offset per row so the row
+        mean is exact (stored in ``params``; free for lloyd).  Grids are otherwise
+        centred on zero.
+    seed : int, Generator or None
+        Accepted for reproducible call sites; every fit is currently deterministic.
+
+    Returns
+    -------
+    QuantizedTensor
+
+    Raises
+    ------
+    TypeError
+        Non-float ``w``, non-integer ``bits``/``axis``/``group_size``.
+    ValueError
+        NaN/inf or empty ``w``, ``bits`` outside 1..8, unknown scheme/objective/gain,
+        axis out of range, group_size not dividing the last axis.
+
+    Notes
+    -----
+    Constant rows (including all-zero and dead channels) are represented exactly: all
+    levels equal the value.  Rows with tiny spread (e.g. max|w| ~ 1e-8) are fitted in
+    normalised units and stored as float32, so nothing underflows.  When a gain is
+    undefined for a row (every element on one level) that row falls back to gain 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from quantization import quantize
+    >>> w = np.random.default_rng(0).standard_normal((64, 128)).astype(np.float32)
+    >>> qt = quantize(w, bits=4, scheme="exponential", axis=0)
+    >>> qt.codes.shape, qt.codebook.shape
+    ((64, 128), (64, 16))
+    >>> bool(qt.correlation(w) > 0.99)
+    True
+    """
+    bits = check_bits(bits)
+    scheme = check_choice(scheme, SCHEMES, "scheme")
+    objective = check_choice(objective, OBJECTIVES, "objective")
+    gain = check_choice(gain, GAINS, "gain")
+    if not isinstance(preserve_mean, (bool, np.bool_)):
+        raise TypeError(f"preserve_mean must be a bool, got {preserve_mean!r}.")
+    if seed is not None and not isinstance(seed, (int, np.integer, np.random.Generator)):
+        raise TypeError(f"seed must be None, an int or a numpy.random.Generator, got {seed!r}.")
+    arr = check_weights(w)
+    if arr.ndim == 0:
+        raise ValueError("w is a 0-d scalar; pass an array with at least one dimension, e.g. np.atleast_1d(w).")
+    shape = arr.shape
+    axis = check_axis(axis, arr.ndim)
+    group_size = check_group_size(group_size, shape, axis)
+    Kc = 1 << bits
+
+    X = np.ascontiguousarray(_to_rows(arr, axis, group_size), dtype=np.float64)
+    n = X.shape[1]
+    xmin, xmax = X.min(axis=1), X.max(axis=1)
+    nonconst = xmax > xmin
+    center = X.mean(axis=1) if preserve_mean else np.zeros(len(X))
+    center = np.where(nonconst, center, xmin)  # constant rows: every level is the value
+    Y = X - center[:, None]
+    A = np.abs(Y).max(axis=1)
+    A = np.where(nonconst & (A > 0), A, 1.0)
+    Y /= A[:, None]
+    Y[~nonconst] = 0.0
+    rms = np.sqrt(np.mean(Y * Y, axis=1))
+
+    sid, oid = _SCHEME_ID[scheme], _OBJECTIVE_ID[objective]
+    fit_levels = np.empty((len(X), Kc))
+    fitp = np.zeros((len(X), 3))
+    nc = nonconst.astype(np.uint8)
+    if scheme == "lloyd":
+        K.fit_lloyd(Y, nc, Kc, oid, preserve_mean, _LLOYD_BINS, fit_levels)
+    else:
+        K.fit_parametric(Y, nc, sid, Kc, oid, preserve_mean, rms, fitp, fit_levels)
+
+    codes_rows = np.empty(Y.shape, np.uint8)
+    stats = np.empty((len(X), 5))
+    K.encode(Y, fit_levels, codes_rows, stats)
+    g, o = _gain_offset(stats, n, gain, preserve_mean)
+
+    P = n_params(scheme, bits)
+    params = np.zeros((len(X), P))
+    scale = A * g
+    off = center + A * o
+    if scheme == "uniform":
+        params[:, 0] = scale * fitp[:, 0]
+        params[:, 1] = fitp[:, 1]
+        params[:, 2] = off
+    elif scheme == "lloyd":
+        params[:] = scale[:, None] * fit_levels + off[:, None]
+    else:
+        params[:, 0] = scale * fitp[:, 0]
+        params[:, 1] = fitp[:, 1]
+        params[:, 2] = fitp[:, 2]
+        params[:, 3] = off
+    # constant rows: zero spread, every level equal to the value
+    params[~nonconst] = 0.0
+    if scheme == "lloyd":
+        params[~nonconst] = center[~nonconst, None]
+    elif scheme == "uniform":
+        params[~nonconst, 2] = center[~nonconst]
+    else:
+        params[~nonconst, 1] = 0.5
+        params[~nonconst, 3] = center[~nonconst]
+
+    codes = np.ascontiguousarray(_from_rows(codes_rows, shape, axis, group_size))
+    return QuantizedTensor(
+        codes=codes, params=params.astype(np.float32), bits=bits, scheme=scheme, shape=shape,
+        dtype=str(arr.dtype), axis=axis, group_size=group_size, objective=objective, gain=gain,
+        preserve_mean=bool(preserve_mean),
+    )

@@ -1,0 +1,180 @@
+"""A compact, versioned file format for named quantized tensors.
+
+Layout (all integers little-endian)::
+
+    offset 0   magic  b"HQUANT"                      6 bytes
+    offset 6   format version (uint16) = 1            2 bytes
+    offset 8   header length h (uint32)               4 bytes
+    offset 12  header: zlib-compressed UTF-8 JSON     h bytes
+               payload: for each tensor, in header order,
+                 packed codes (ceil(size*bits/8) bytes), then params (float32, C order)
+    end - 4    CRC-32 of every preceding byte (uint32) 4 bytes
+
+So a file holding tensors T_i is exactly ``16 + h + sum(T_i.nbytes)`` bytes.  The JSON
+header lists each tensor's name, shape, dtype, bits, scheme, layout and fit provenance,
+plus a free ``metadata`` object (e.g. a model architecture).  Writes are atomic: a
+temporary file in the target directory is fsynced and renamed over the target.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import tempfile
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._core import QuantizedTensor, n_params
+from ._packing import pack_bits, packed_nbytes, unpack_bits
+
+__all__ = ["save", "load", "FormatError", "FORMAT_VERSION"]
+
+MAGIC = b"HQUANT"
+FORMAT_VERSION = 1
+_PREFIX = struct.Struct("<6sHI")
+_CRC = struct.Struct("<I")
+
+
+class FormatError(ValueError):
+    """A file is not a valid hopfield-quant file (truncated, corrupted, wrong version)."""
+
+
+def _atomic_write(path: Path, chunks: list[bytes]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for c in chunks:
+                f.write(c)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save(path: str | os.PathLike, tensors: Mapping[str, QuantizedTensor], metadata: Mapping[str, Any] | None = None) -> int:
+    """Write named quantized tensors to one file, atomically.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        Destination; parent directories are created.
+    tensors : mapping of str to QuantizedTensor
+        Non-empty names; order is kept.
+    metadata : mapping, optional
+        JSON-serialisable extra information stored in the header.
+
+    Returns
+    -------
+    int
+        The number of bytes written.
+    """
+    if not isinstance(tensors, Mapping) or not tensors:
+        raise ValueError("tensors must be a non-empty mapping of name -> QuantizedTensor.")
+    entries, payload = [], []
+    for name, qt in tensors.items():
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"tensor names must be non-empty strings, got {name!r}.")
+        if not isinstance(qt, QuantizedTensor):
+            raise TypeError(f"tensors[{name!r}] must be a QuantizedTensor, got {type(qt).__name__}.")
+        codes = pack_bits(qt.codes, qt.bits)
+        entries.append({
+            "name": name, "shape": list(qt.shape), "dtype": qt.dtype, "bits": qt.bits, "scheme": qt.scheme,
+            "axis": qt.axis, "group_size": qt.group_size, "objective": qt.objective, "gain": qt.gain,
+            "preserve_mean": qt.preserve_mean, "rows": qt.n_rows,
+        })
+        payload += [codes.tobytes(), qt.params.astype("<f4").tobytes()]
+    try:
+        header = json.dumps({"tensors": entries, "metadata": dict(metadata or {})}, separators=(",", ":"))
+    except TypeError as exc:
+        raise TypeError(f"metadata must be JSON-serialisable: {exc}") from None
+    hbytes = zlib.compress(header.encode("utf-8"), 9)
+    body = [_PREFIX.pack(MAGIC, FORMAT_VERSION, len(hbytes)), hbytes, *payload]
+    crc = 0
+    for c in body:
+        crc = zlib.crc32(c, crc)
+    body.append(_CRC.pack(crc))
+    _atomic_write(Path(path), body)
+    return sum(len(c) for c in body)
+
+
+def _fail(path: Path, problem: str) -> FormatError:
+    return FormatError(f"{path}: {problem}")
+
+
+def load(path: str | os.PathLike, *, return_metadata: bool = False):
+    """Read a file written by :func:`save`.
+
+    Parameters
+    ----------
+    path : str or PathLike
+    return_metadata : bool, default False
+        Also return the header's metadata dict.
+
+    Returns
+    -------
+    dict of str to QuantizedTensor, or (that dict, metadata) when return_metadata.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    FormatError
+        Not a hopfield-quant file, unsupported version, truncated, trailing data,
+        checksum mismatch or an inconsistent header; the message names the file.
+    """
+    p = Path(path)
+    data = p.read_bytes()
+    if len(data) < _PREFIX.size + _CRC.size:
+        raise _fail(p, f"truncated: {len(data)} bytes is shorter than the {_PREFIX.size + _CRC.size}-byte frame")
+    magic, version, hlen = _PREFIX.unpack_from(data, 0)
+    if magic != MAGIC:
+        raise _fail(p, f"not a hopfield-quant file (magic {magic!r}, expected {MAGIC!r})")
+    if version != FORMAT_VERSION:
+        raise _fail(p, f"format version {version} is not supported by this reader (version {FORMAT_VERSION}); "
+                       "upgrade hopfield-quant to read it")
+    hend = _PREFIX.size + hlen
+    if hend + _CRC.size > len(data):
+        raise _fail(p, f"truncated: header claims {hlen} bytes but the file has {len(data)} bytes in all")
+    try:
+        header = json.loads(zlib.decompress(data[_PREFIX.size:hend]).decode("utf-8"))
+        entries = header["tensors"]
+        metadata = header["metadata"]
+        sizes = [(packed_nbytes(np.prod(e["shape"], dtype=np.int64), e["bits"]),
+                  4 * int(e["rows"]) * n_params(e["scheme"], e["bits"])) for e in entries]
+    except (zlib.error, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise _fail(p, f"corrupted header ({type(exc).__name__}: {exc})") from None
+    expected = hend + sum(a + b for a, b in sizes) + _CRC.size
+    if len(data) < expected:
+        raise _fail(p, f"truncated: expected {expected} bytes, found {len(data)}")
+    if len(data) > expected:
+        raise _fail(p, f"corrupted: {len(data) - expected} unexpected trailing bytes (expected {expected} bytes)")
+    (stored,) = _CRC.unpack_from(data, len(data) - _CRC.size)
+    if zlib.crc32(memoryview(data)[: len(data) - _CRC.size]) != stored:
+        raise _fail(p, "corrupted: checksum mismatch (the payload was modified or damaged)")
+    out: dict[str, QuantizedTensor] = {}
+    pos = hend
+    try:
+        for e, (ncode, npar) in zip(entries, sizes):
+            shape = tuple(int(s) for s in e["shape"])
+            codes = unpack_bits(np.frombuffer(data, np.uint8, ncode, pos), e["bits"], int(np.prod(shape, dtype=np.int64)))
+            pos += ncode
+            P = n_params(e["scheme"], e["bits"])
+            params = np.frombuffer(data, "<f4", npar // 4, pos).reshape(int(e["rows"]), P).astype(np.float32)
+            pos += npar
+            out[e["name"]] = QuantizedTensor(
+                codes=codes.reshape(shape), params=params, bits=e["bits"], scheme=e["scheme"], shape=shape,
+                dtype=e["dtype"], axis=e["axis"], group_size=e["group_size"], objective=e["objective"],
+                gain=e["gain"], preserve_mean=e["preserve_mean"],
+            )
+    except (TypeError, ValueError, KeyError) as exc:
+        raise _fail(p, f"inconsistent tensor {e.get('name')!r} ({exc})") from None
+    return (out, metadata) if return_metadata else out
