@@ -268,8 +268,14 @@ def quantize(
         programming on the sorted row, or on ~4096 quantile+equal-width bins for
         longer rows) polished by Lloyd iterations on all samples.
     objective : {"correlation", "mse", "minmax"}, default "correlation"
-        ``correlation`` maximises Pearson rho between w and Q(w) (for lloyd this is
-        the MSE optimum: a free codebook absorbs any affine map); ``mse`` minimises
+        ``correlation`` maximises the correlation between w and Q(w) that the
+        reconstruction can realise: Pearson rho when ``preserve_mean=True`` (a stored
+        offset fixes the mean), and the uncentred correlation <w, Q>/(|w| |Q|) when
+        ``preserve_mean=False`` (Q = g q0 carries no offset; for zero-mean rows the two
+        coincide).  Pearson rho alone is blind to offsets: at 1 bit on symmetric data
+        it rates the one-sided grid {0, c} as high as sign(w), which without an offset
+        shifts the whole tensor.  For lloyd this is the MSE optimum (a free codebook
+        absorbs any affine map).  ``mse`` minimises
         ||w - Q(w)||^2 of the fitted grid; ``minmax`` is the naive baseline (grid
         spans ±max|w|; lloyd: levels evenly over [min, max]).  The correlation and mse
         fits always also try the minmax grid, so they are never worse than it.

@@ -131,8 +131,9 @@ def prefix_sums(s, p1, p2):
 def grid_score(s, p1, p2, levels, objective, pm):
     """Score of nearest-level encoding of sorted ``s`` on ``levels``; higher is better.
 
-    correlation: Pearson rho(s, Q(s)) (0 when Q is constant).  mse: minus the squared
-    error, after the exact mean shift when ``pm`` (preserve_mean) is set.  O(K log n).
+    correlation: Pearson rho(s, Q(s)) when ``pm`` (preserve_mean: an offset will be
+    stored), else the uncentred correlation <s, Q>/(|s||Q|); 0 when undefined.
+    mse: minus the squared error, after the exact mean shift when ``pm``.  O(K log n).
     """
     n = s.size
     K = levels.size
@@ -159,6 +160,12 @@ def grid_score(s, p1, p2, levels, objective, pm):
         if pm:
             err -= (sx - sq) * (sx - sq) / n
         return -err
+    if not pm:
+        # no offset will be stored: Q = g q0, so the realisable quality is the
+        # uncentred correlation <x, q> / (|x| |q|) (equal to rho for zero-mean rows)
+        if sxx <= 0.0 or sqq <= 0.0:
+            return 0.0
+        return sxq / math.sqrt(sxx * sqq)
     vx = sxx - sx * sx / n
     vq = sqq - sq * sq / n
     cov = sxq - sx * sq / n

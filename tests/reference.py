@@ -64,6 +64,9 @@ def grid_score(x, levels, objective, preserve_mean):
         if preserve_mean:
             err = err - err.mean()
         return -float(np.sum(err * err))
+    if not preserve_mean:
+        den = np.sqrt(np.sum(x * x) * np.sum(q * q))
+        return float(np.sum(x * q) / den) if den > 0 else 0.0
     if np.std(q) == 0:
         return 0.0
     return float(np.corrcoef(x, q)[0, 1])
