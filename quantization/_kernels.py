@@ -237,7 +237,7 @@ def _search_alpha(s, p1, p2, scheme, shape_a, shape_b, K, lo, objective, pm, buf
 
 
 @njit(cache=True)
-def minmax_fitp(scheme, K, ymin, ymax, out):
+def minmax_fitp(scheme, K, out):
     """The naive baseline in normalised units (max |y| = 1).
 
     uniform: 1 bit ±max; otherwise step = max / (K/2 - 1), zero point K/2 (the integer
@@ -266,7 +266,7 @@ def _fit_parametric_row(s, scheme, K, objective, pm, rms, fitp):
     p2 = np.empty(n + 1)
     prefix_sums(s, p1, p2)
     buf = np.empty(K)
-    minmax_fitp(scheme, K, s[0], s[n - 1], fitp)
+    minmax_fitp(scheme, K, fitp)
     if objective == OBJ_MINMAX:
         return
     grid_from_fitp(scheme, fitp[0], fitp[1], fitp[2], K, buf)
@@ -353,7 +353,10 @@ def fit_parametric(Y, nonconst, scheme, K, objective, pm, rms, fitp, fit_levels)
     """Fit every row of normalised data ``Y`` (n_rows, n); rows with nonconst == 0 get
     an all-zero grid.  Writes fitp (n_rows, 3) and fit_levels (n_rows, K)."""
     for r in prange(Y.shape[0]):
-        if nonconst[r]:
+        if nonconst[r] and objective == OBJ_MINMAX:
+            minmax_fitp(scheme, K, fitp[r])  # needs no sort
+            grid_from_fitp(scheme, fitp[r, 0], fitp[r, 1], fitp[r, 2], K, fit_levels[r])
+        elif nonconst[r]:
             s = np.sort(Y[r])
             _fit_parametric_row(s, scheme, K, objective, pm, rms[r], fitp[r])
             grid_from_fitp(scheme, fitp[r, 0], fitp[r, 1], fitp[r, 2], K, fit_levels[r])
@@ -526,7 +529,12 @@ def _fit_lloyd_row(s, K, objective, pm, H, out):
 def fit_lloyd(Y, nonconst, K, objective, pm, H, fit_levels):
     """Free-codebook fit of every normalised row; constant rows get an all-zero grid."""
     for r in prange(Y.shape[0]):
-        if nonconst[r]:
+        if nonconst[r] and objective == OBJ_MINMAX:
+            lo = Y[r].min()
+            hi = Y[r].max()
+            for k in range(K):
+                fit_levels[r, k] = lo + (hi - lo) * k / (K - 1)
+        elif nonconst[r]:
             s = np.sort(Y[r])
             _fit_lloyd_row(s, K, objective, pm, H, fit_levels[r])
         else:

@@ -1,0 +1,21 @@
+"""Describe the machine a benchmark ran on (printed at the top of every bench script)."""
+
+import os
+import platform
+
+import numba
+import numpy as np
+
+
+def describe() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return (f"machine: {cpu}, {os.cpu_count()} cores, numba threads {numba.get_num_threads()}, "
+            f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}")
