@@ -1,9 +1,24 @@
-"""Hopfield associative-memory simulator running on quantized weights.
+"""Hopfield associative memories on quantized weights.
 
-Placeholder: the simulator (Hebbian, projection and Storkey rules, energy-descent
-dynamics on codes + codebook, capacity and basin studies) is tracked in its own issue.
-It will use :mod:`quantization` for every quantization and never import
-:mod:`feedforward`.
+Store +-1 patterns (Hebb, projection or Storkey rule), quantize the weights through the
+shared core :mod:`quantization`, and run energy-descent dynamics directly on the uint8
+codes and codebook to study recall quality versus weight bits.
 """
 
-__all__: list[str] = []
+from .measures import classify_states, overlaps, target_overlaps
+from .network import DYNAMICS, RULES, HopfieldNetwork, QuantizedHopfieldNetwork, RecallResult
+from .patterns import digits_patterns, flip_noise, random_patterns
+
+__all__ = [
+    "HopfieldNetwork",
+    "QuantizedHopfieldNetwork",
+    "RecallResult",
+    "DYNAMICS",
+    "RULES",
+    "random_patterns",
+    "flip_noise",
+    "digits_patterns",
+    "overlaps",
+    "target_overlaps",
+    "classify_states",
+]

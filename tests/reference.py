@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
@@ -101,3 +102,111 @@ def kmeans1d_brute(x, k):
             tot = sum(float(np.sum((s[a:b] - s[a:b].mean()) ** 2)) for a, b in zip(edges[:-1], edges[1:]))
             best = min(best, tot)
     return best
+
+
+# ------------------------------------------------------------------------- Hopfield
+
+MASK64 = (1 << 64) - 1
+
+
+def splitmix64(state):
+    """Steele, Lea & Flood's SplitMix64 on Python ints: (new_state, output)."""
+    state = (state + 0x9E3779B97F4A7C15) & MASK64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK64
+    return state, z ^ (z >> 31)
+
+
+def uniform01(state):
+    state, z = splitmix64(state)
+    return state, (z >> 11) / 2.0**53
+
+
+def shuffle(state, order):
+    order = list(order)
+    for k in range(len(order) - 1, 0, -1):
+        state, u = uniform01(state)
+        j = int(u * (k + 1))
+        order[k], order[j] = order[j], order[k]
+    return state, order
+
+
+def hebb(patterns):
+    """The textbook loop: w_ij = (1/N) sum_mu xi_i xi_j, w_ii = 0."""
+    P, N = patterns.shape
+    W = np.zeros((N, N))
+    for x in patterns:
+        for i in range(N):
+            for j in range(N):
+                if i != j:
+                    W[i, j] += x[i] * x[j] / N
+    return W
+
+
+def storkey(patterns):
+    """Storkey (1997) with h_ij = sum_{k != i, j} w_ik xi_k, written out."""
+    P, N = patterns.shape
+    W = np.zeros((N, N))
+    for x in patterns.astype(float):
+        old = W.copy()
+        for i in range(N):
+            for j in range(N):
+                if i == j:
+                    continue
+                h_ij = sum(old[i, k] * x[k] for k in range(N) if k not in (i, j))
+                h_ji = sum(old[j, k] * x[k] for k in range(N) if k not in (i, j))
+                W[i, j] = old[i, j] + (x[i] * x[j] - x[i] * h_ji - h_ij * x[j]) / N
+    return W
+
+
+def field(W, s, i):
+    return math.fsum(W[i, j] * s[j] for j in range(len(s)) if j != i)
+
+
+def energy(W, s):
+    N = len(s)
+    return -0.5 * math.fsum(W[i, j] * s[i] * s[j] for i in range(N) for j in range(N) if i != j)
+
+
+def async_recall(W, s0, seed, max_sweeps, random_order=True, temperature=0.0):
+    """One neuron at a time, fields recomputed from scratch; returns
+    (state, sweeps, converged, energies after every flip)."""
+    s = np.array(s0, np.int64)
+    N = len(s)
+    state = int(seed)
+    order = list(range(N))
+    energies = [energy(W, s)]
+    for sweep in range(max_sweeps):
+        if random_order:
+            state, order = shuffle(state, order)
+        flips = 0
+        for i in order:
+            h = field(W, s, i)
+            if temperature > 0:
+                state, u = uniform01(state)
+                x = -2.0 * h / temperature
+                new = 1 if u < (1.0 / (1.0 + math.exp(x)) if x < 700 else 0.0) else -1
+            else:
+                new = 1 if h > 0 else (-1 if h < 0 else s[i])
+            if new != s[i]:
+                s[i] = new
+                flips += 1
+                energies.append(energy(W, s))
+        if flips == 0:
+            return s, sweep + 1, True, energies
+    return s, max_sweeps, False, energies
+
+
+def sync_recall(W, s0, max_sweeps):
+    """All neurons at once; stops at a fixed point or a 2-cycle."""
+    s = np.array(s0, np.int64)
+    prev = s.copy()
+    for sweep in range(max_sweeps):
+        new = np.array([1 if (h := field(W, s, i)) > 0 else (-1 if h < 0 else s[i]) for i in range(len(s))])
+        if np.array_equal(new, s):
+            return s, sweep + 1, True
+        if sweep > 0 and np.array_equal(new, prev):
+            return new, sweep + 1, False
+        prev, s = s, new
+    return s, max_sweeps, False

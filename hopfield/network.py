@@ -1,0 +1,353 @@
+"""Hopfield networks of +-1 neurons with float or quantized weights.
+
+References
+----------
+J. J. Hopfield, "Neural networks and physical systems with emergent collective
+computational abilities", PNAS 79, 2554 (1982).
+L. Personnaz, I. Guyon, G. Dreyfus, "Collective computational properties of neural
+networks: new learning mechanisms", Phys. Rev. A 34, 4217 (1986) (projection rule).
+A. Storkey, "Increasing the capacity of a Hopfield network without sacrificing
+functionality", ICANN 1997 (Storkey rule).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from quantization import QuantizedTensor, quantize
+
+from . import _kernels as K
+from ._validate import check_patterns, check_positive_int, check_states, check_weights
+
+__all__ = ["HopfieldNetwork", "QuantizedHopfieldNetwork", "RecallResult", "DYNAMICS", "RULES"]
+
+DYNAMICS = ("async", "async-fixed", "sync", "glauber")
+RULES = ("hebb", "projection", "storkey")
+_TILE_ELEMENTS = 1 << 22  # rows of W dequantized at a time for the initial fields (32 MiB float64)
+
+
+@dataclass(frozen=True)
+class RecallResult:
+    """Outcome of :meth:`HopfieldNetwork.recall`.
+
+    Attributes
+    ----------
+    states : ndarray of int8, shape (n_cues, n_neurons) (or (n_neurons,) for one cue)
+        Final states.
+    sweeps : ndarray of int
+        Sweeps run per cue (a sweep visits every neuron once; the last one is the
+        sweep that found no neuron to flip).
+    converged : ndarray of bool
+        Whether each cue reached a fixed point within ``max_sweeps`` (for ``glauber``:
+        a sweep without flips; for ``sync``: False also when a 2-cycle was detected).
+    """
+
+    states: np.ndarray
+    sweeps: np.ndarray
+    converged: np.ndarray
+
+
+def _seed_per_cue(seed, n):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, np.iinfo(np.int64).max, size=n, dtype=np.int64).astype(np.uint64)
+
+
+class _Network:
+    """Dynamics, fields and energy shared by float and quantized networks."""
+
+    n_neurons: int
+    symmetric: bool
+
+    def _kernel_args(self):  # (W or codes, codebook, group length)
+        raise NotImplementedError
+
+    def _tile(self, r0: int, r1: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def fields(self, states: np.ndarray) -> np.ndarray:
+        """Local fields h = W s without self-coupling, in float64.
+
+        Parameters
+        ----------
+        states : array of +-1, shape (n_neurons,) or (n_states, n_neurons)
+
+        Returns
+        -------
+        ndarray of float64, same shape as ``states``
+        """
+        S, was_1d = check_states(states, self.n_neurons, "states")
+        H = self._fields(S)
+        return H[0] if was_1d else H
+
+    def _fields(self, S: np.ndarray) -> np.ndarray:
+        N = self.n_neurons
+        S64 = S.astype(np.float64)
+        H = np.empty((S.shape[0], N))
+        step = max(1, _TILE_ELEMENTS // N)
+        for r0 in range(0, N, step):
+            r1 = min(N, r0 + step)
+            H[:, r0:r1] = S64 @ self._tile(r0, r1).T
+        return H
+
+    def energy(self, states: np.ndarray) -> np.ndarray | float:
+        """Energy E = -1/2 s^T W s (self-coupling excluded) of each state."""
+        S, was_1d = check_states(states, self.n_neurons, "states")
+        E = -0.5 * np.einsum("ij,ij->i", S.astype(np.float64), self._fields(S))
+        return float(E[0]) if was_1d else E
+
+    def recall(
+        self,
+        cues: np.ndarray,
+        dynamics: str = "async",
+        max_sweeps: int = 100,
+        temperature: float = 0.0,
+        seed: int | np.random.Generator | None = None,
+    ) -> RecallResult:
+        """Run the dynamics from each cue until a fixed point or ``max_sweeps``.
+
+        Parameters
+        ----------
+        cues : array of +-1, shape (n_neurons,) or (n_cues, n_neurons)
+        dynamics : {"async", "async-fixed", "sync", "glauber"}, default "async"
+            ``async``: one neuron at a time, a new random order every sweep;
+            ``async-fixed``: the order 0..N-1 every sweep; ``sync``: all neurons at
+            once (may end in a 2-cycle); ``glauber``: async random order with
+            stochastic updates, P(s_i = +1) = 1 / (1 + exp(-2 h_i / T)).
+            Zero-temperature updates set s_i = sign(h_i) and keep s_i when h_i = 0.
+            Asynchronous updates keep the fields and change them in O(N) per flip, so a
+            sweep with few flips costs O(N), not O(N^2).  Cues run in parallel.
+        max_sweeps : int, default 100
+        temperature : float, default 0
+            Only for ``glauber`` (must be > 0 there, and 0 otherwise).
+        seed : int, Generator or None
+            Update orders and Glauber noise; each cue gets its own derived seed, so
+            results do not depend on the number of threads.
+
+        Returns
+        -------
+        RecallResult
+        """
+        if dynamics not in DYNAMICS:
+            raise ValueError(f"dynamics={dynamics!r} is not supported; choose one of {', '.join(map(repr, DYNAMICS))}.")
+        max_sweeps = check_positive_int(max_sweeps, "max_sweeps")
+        T = float(temperature)
+        if dynamics == "glauber":
+            if not np.isfinite(T) or T <= 0:
+                raise ValueError(f"temperature must be a finite number > 0 for glauber dynamics, got {temperature!r}.")
+        elif T != 0.0:
+            raise ValueError(f"temperature={temperature!r} applies only to dynamics='glauber'; use 0 for {dynamics!r}.")
+        S, was_1d = check_states(cues, self.n_neurons, "cues")
+        S = S.copy()
+        H = self._fields(S)
+        seeds = _seed_per_cue(seed, len(S))
+        sweeps = np.zeros(len(S), np.int64)
+        conv = np.zeros(len(S), np.bool_)
+        mode = {"async": K.ASYNC_RANDOM, "glauber": K.ASYNC_RANDOM, "async-fixed": K.ASYNC_FIXED, "sync": K.SYNC}
+        W, cb, g = self._kernel_args()
+        K.recall(W, cb, g, self.symmetric, S, H, seeds, max_sweeps, mode[dynamics], T, sweeps, conv)
+        if was_1d:
+            return RecallResult(S[0], sweeps[0], conv[0])
+        return RecallResult(S, sweeps, conv)
+
+
+class HopfieldNetwork(_Network):
+    """A Hopfield network with float32 weights.
+
+    Parameters
+    ----------
+    weights : array of shape (n_neurons, n_neurons)
+        Couplings W_ij (float32 internally).  Self-couplings W_ii are not used by the
+        dynamics or the energy; they are set to 0 (with a warning when they were not).
+        Asymmetric weights are allowed with a warning: without symmetry the energy is
+        not a Lyapunov function.
+
+    Examples
+    --------
+    >>> from hopfield import HopfieldNetwork, random_patterns, flip_noise
+    >>> X = random_patterns(50, 1000, seed=0)
+    >>> net = HopfieldNetwork.from_patterns(X)
+    >>> res = net.recall(flip_noise(X, 0.1, seed=1), seed=2)
+    >>> bool((res.states == X).all(axis=1).mean() > 0.9)
+    True
+    >>> q = net.quantize(2, "uniform")
+    >>> bool(q.rho > 0.9)
+    True
+    """
+
+    def __init__(self, weights: np.ndarray):
+        W = check_weights(weights).copy()
+        if np.any(np.diagonal(W) != 0):
+            warnings.warn("weights have nonzero self-couplings W_ii; they are set to 0 (the dynamics never use them).",
+                          UserWarning, stacklevel=2)
+            np.fill_diagonal(W, 0.0)
+        self.weights = W
+        self.weights.flags.writeable = False
+        self.n_neurons = W.shape[0]
+        self.symmetric = bool(np.array_equal(W, W.T))
+        if not self.symmetric:
+            warnings.warn("weights are not symmetric: asynchronous dynamics may not decrease the energy "
+                          "and may not reach a fixed point.", UserWarning, stacklevel=2)
+
+    @classmethod
+    def from_patterns(cls, patterns: np.ndarray, rule: str = "hebb") -> HopfieldNetwork:
+        """Store patterns with a learning rule.
+
+        Parameters
+        ----------
+        patterns : array of +-1, shape (n_patterns, n_neurons)
+        rule : {"hebb", "projection", "storkey"}, default "hebb"
+            ``hebb``: W = X^T X / N, zero diagonal (Hopfield 1982).  ``projection``:
+            W = X^T (X X^T)^+ X (pseudo-inverse, Personnaz et al. 1986), zero diagonal;
+            stores up to N linearly independent patterns, correlated ones included.
+            ``storkey``: Storkey's (1997) local incremental rule, O(P N^2).
+
+        Returns
+        -------
+        HopfieldNetwork
+        """
+        X = check_patterns(patterns)
+        if rule not in RULES:
+            raise ValueError(f"rule={rule!r} is not supported; choose one of {', '.join(map(repr, RULES))}.")
+        P, N = X.shape
+        if rule == "hebb":
+            Xf = X.astype(np.float32)
+            W = (Xf.T @ Xf) / np.float32(N)  # integer sums: exact in float32 for P < 2**24
+        elif rule == "projection":
+            Xd = X.astype(np.float64)
+            W = Xd.T @ np.linalg.pinv(Xd @ Xd.T) @ Xd
+        else:
+            W = np.zeros((N, N))
+            K.storkey(X.astype(np.float64), W)
+        W = W.astype(np.float32)
+        np.fill_diagonal(W, 0.0)
+        if rule == "projection":
+            W = (W + W.T) / np.float32(2)  # remove rounding asymmetry
+        return cls(W)
+
+    def _kernel_args(self):
+        return self.weights, np.zeros((1, 1), np.float32), self.n_neurons * self.n_neurons
+
+    def _tile(self, r0, r1):
+        t = self.weights[r0:r1].astype(np.float64)
+        return t
+
+    def quantize(
+        self,
+        bits: int,
+        scheme: str = "uniform",
+        objective: str = "correlation",
+        *,
+        axis: int | None = None,
+        group_size: int | None = None,
+        gain: str = "unbiased",
+        preserve_mean: bool = False,
+    ) -> QuantizedHopfieldNetwork:
+        """A network that runs on the quantized weights (codes + codebook).
+
+        Quantization goes through :func:`quantization.quantize`; see it for the
+        schemes, objectives, ``gain`` and ``preserve_mean``.  With ``axis=None`` (one
+        codebook for the whole matrix) W stays exactly symmetric and asynchronous
+        dynamics keep decreasing the energy.  ``axis=0`` (one codebook per row, i.e.
+        per postsynaptic neuron) or ``group_size`` give better correlation but break
+        the symmetry and with it the guarantee of energy descent; a warning says so.
+        The sign dynamics ignore a global scale, so ``gain`` only matters with
+        per-row codebooks or ``preserve_mean``.
+
+        Returns
+        -------
+        QuantizedHopfieldNetwork
+            With ``rho``: the correlation between the off-diagonal weights and their
+            quantized values.
+        """
+        if axis not in (None, 0):
+            raise ValueError(f"axis={axis!r}: use None (one codebook for W) or 0 (one per row/postsynaptic neuron).")
+        qt = quantize(self.weights, bits, scheme, objective, axis=axis, group_size=group_size, gain=gain,
+                      preserve_mean=preserve_mean)
+        if axis is not None or group_size is not None:
+            warnings.warn("per-row or per-group codebooks break the symmetry of W: energy descent is no longer "
+                          "guaranteed (use axis=None to keep W symmetric).", UserWarning, stacklevel=2)
+        qnet = QuantizedHopfieldNetwork(qt, symmetric=self.symmetric and axis is None and group_size is None)
+        qnet.rho = _offdiag_correlation(self, qnet)
+        return qnet
+
+
+class QuantizedHopfieldNetwork(_Network):
+    """A Hopfield network whose dynamics read uint8 codes and a codebook directly.
+
+    Memory is one byte per weight plus the codebook; the dynamics never build a
+    dequantized copy of W (initial fields use a transient tile of rows at a time).
+
+    Parameters
+    ----------
+    quantized : QuantizedTensor
+        Codes of shape (N, N) with ``axis`` None or 0, or ``group_size`` set.
+    symmetric : bool or None
+        Whether the quantized W is symmetric; None checks the codes.
+
+    Attributes
+    ----------
+    rho : float or None
+        Correlation between the original and the quantized off-diagonal weights (set
+        by :meth:`HopfieldNetwork.quantize`).
+    """
+
+    def __init__(self, quantized: QuantizedTensor, symmetric: bool | None = None):
+        if not isinstance(quantized, QuantizedTensor):
+            raise TypeError(f"quantized must be a QuantizedTensor, got {type(quantized).__name__}.")
+        shape = quantized.shape
+        if len(shape) != 2 or shape[0] != shape[1] or shape[0] < 2:
+            raise ValueError(f"quantized weights must have shape (N, N) with N >= 2, got {shape}.")
+        if quantized.axis not in (None, 0):
+            raise ValueError(f"quantized.axis={quantized.axis} is not supported; use None or 0.")
+        self.quantized = quantized
+        self.n_neurons = shape[0]
+        N = self.n_neurons
+        if quantized.group_size is not None:
+            self._g = quantized.group_size
+        else:
+            self._g = N * N if quantized.axis is None else N
+        if symmetric is None:
+            symmetric = quantized.axis is None and quantized.group_size is None and bool(
+                np.array_equal(quantized.codes, quantized.codes.T))
+        self.symmetric = bool(symmetric)
+        self.rho: float | None = None
+
+    @property
+    def bits(self) -> int:
+        return self.quantized.bits
+
+    def _kernel_args(self):
+        return self.quantized.codes, self.quantized.codebook, self._g
+
+    def _tile(self, r0, r1):
+        out = np.empty((r1 - r0, self.n_neurons))
+        K.dequantize_rows(self.quantized.codes, self.quantized.codebook, self._g, r0, r1, out)
+        return out
+
+    def dequantized_weights(self) -> np.ndarray:
+        """A float32 copy of the quantized W with zero diagonal (for analysis only)."""
+        W = self.quantized.dequantize()
+        np.fill_diagonal(W, 0.0)
+        return W
+
+
+def _offdiag_correlation(net: HopfieldNetwork, qnet: QuantizedHopfieldNetwork) -> float:
+    """Pearson rho between off-diagonal weights, accumulated over row tiles."""
+    N = net.n_neurons
+    s = np.zeros(5)
+    step = max(1, _TILE_ELEMENTS // N)
+    for r0 in range(0, N, step):
+        r1 = min(N, r0 + step)
+        w = net.weights[r0:r1].astype(np.float64)
+        q = qnet._tile(r0, r1)
+        w[np.arange(r1 - r0), np.arange(r0, r1)] = 0.0
+        s += [w.sum(), q.sum(), (w * w).sum(), (q * q).sum(), (w * q).sum()]
+    n = N * (N - 1)
+    sw, sq, sww, sqq, swq = s
+    vw, vq = sww - sw * sw / n, sqq - sq * sq / n
+    if vw <= 0 or vq <= 0:
+        return 1.0 if vw == vq else 0.0
+    return float((swq - sw * sq / n) / np.sqrt(vw * vq))
