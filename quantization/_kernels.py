@@ -35,8 +35,9 @@ OBJ_MINMAX = 2
 
 _COARSE_ALPHA = 48  # coarse log-spaced candidates of the outer level
 _GOLDEN_ITERS = 24
-_COARSE_RATIO = 12  # coarse candidates of the exponential ratio smallest/largest magnitude
-_RATIO_LO = 1e-4
+_REFINE = 3  # local maxima of the coarse scan refined by golden section
+_COARSE_RATIO = 10  # per half of the exponential q grid (see _q_grid)
+_COARSE_ALPHA_EXP = 24  # outer-level candidates per (variant, q) of the exponential grid
 _INV_PHI = 0.6180339887498949
 
 
@@ -128,13 +129,8 @@ def prefix_sums(s, p1, p2):
 
 
 @njit(cache=True)
-def grid_score(s, p1, p2, levels, objective, pm):
-    """Score of nearest-level encoding of sorted ``s`` on ``levels``; higher is better.
-
-    correlation: Pearson rho(s, Q(s)) when ``pm`` (preserve_mean: an offset will be
-    stored), else the uncentred correlation <s, Q>/(|s||Q|); 0 when undefined.
-    mse: minus the squared error, after the exact mean shift when ``pm``.  O(K log n).
-    """
+def grid_sums(s, p1, levels):
+    """(sum q, sum q^2, sum s q) of nearest-level encoding of sorted ``s``: O(K log n)."""
     n = s.size
     K = levels.size
     sq = 0.0
@@ -153,8 +149,14 @@ def grid_score(s, p1, p2, levels, objective, pm):
             sqq += cnt * L * L
             sxq += L * (p1[end] - p1[start])
             start = end
-    sx = p1[n]
-    sxx = p2[n]
+    return sq, sqq, sxq
+
+
+@njit(cache=True)
+def score_from_sums(n, sx, sxx, sq, sqq, sxq, objective, pm):
+    """correlation: Pearson rho when ``pm`` (preserve_mean: an offset will be stored),
+    else the uncentred correlation <s, Q>/(|s||Q|); 0 when undefined.  mse: minus the
+    squared error, after the exact mean shift when ``pm``.  Higher is better."""
     if objective == OBJ_MSE:
         err = sxx - 2.0 * sxq + sqq
         if pm:
@@ -175,6 +177,40 @@ def grid_score(s, p1, p2, levels, objective, pm):
 
 
 @njit(cache=True)
+def grid_score(s, p1, p2, levels, objective, pm):
+    """Score (see :func:`score_from_sums`) of nearest-level encoding of sorted ``s`` on
+    ``levels`` (ties to the upper level); higher is better."""
+    n = s.size
+    sq, sqq, sxq = grid_sums(s, p1, levels)
+    return score_from_sums(n, p1[n], p2[n], sq, sqq, sxq, objective, pm)
+
+
+@njit(cache=True)
+def lattice_step(s):
+    """Spacing d > 0 when every value of sorted ``s`` is s[0] + j d for an integer j
+    (integer-valued data, Hebbian weights, already quantized weights) and the span holds
+    at most 2**16 steps; otherwise 0."""
+    n = s.size
+    span = s[n - 1] - s[0]
+    if span <= 0.0:
+        return 0.0
+    gap = span
+    for i in range(1, n):
+        g = s[i] - s[i - 1]
+        if g > 1e-12 * span and g < gap:
+            gap = g
+    steps = round(span / gap)
+    if steps > 65536:
+        return 0.0
+    d = span / steps
+    for i in range(n):
+        j = (s[i] - s[0]) / d
+        if abs(j - round(j)) > 1e-3:
+            return 0.0
+    return d
+
+
+@njit(cache=True)
 def _outer_steps(z, K):
     return max(z, K - 1 - z)
 
@@ -190,22 +226,9 @@ def _alpha_grid(scheme, alpha, shape_a, shape_b, K, out):
 
 
 @njit(cache=True)
-def _search_alpha(s, p1, p2, scheme, shape_a, shape_b, K, lo, objective, pm, buf):
-    """Best outer magnitude in [lo, 1]: log-spaced coarse scan, then golden section
-    around the best point.  Returns (score, alpha); tracks the best point evaluated."""
-    llo = math.log(lo)
-    best = -np.inf
-    best_t = 0.0
-    for i in range(_COARSE_ALPHA):
-        t = llo - llo * i / (_COARSE_ALPHA - 1)
-        _alpha_grid(scheme, math.exp(t), shape_a, shape_b, K, buf)
-        sc = grid_score(s, p1, p2, buf, objective, pm)
-        if sc > best:
-            best = sc
-            best_t = t
-    step = -llo / (_COARSE_ALPHA - 1)
-    a = max(llo, best_t - step)
-    b = min(0.0, best_t + step)
+def _golden(s, p1, p2, scheme, shape_a, shape_b, K, objective, pm, buf, a, b, best, best_t):
+    """Golden-section search for a maximum of the score in log-alpha on [a, b]; returns
+    the best (score, log-alpha) seen, starting from (best, best_t)."""
     c = b - _INV_PHI * (b - a)
     d = a + _INV_PHI * (b - a)
     _alpha_grid(scheme, math.exp(c), shape_a, shape_b, K, buf)
@@ -233,6 +256,61 @@ def _search_alpha(s, p1, p2, scheme, shape_a, shape_b, K, lo, objective, pm, buf
             d = a + _INV_PHI * (b - a)
             _alpha_grid(scheme, math.exp(d), shape_a, shape_b, K, buf)
             fd = grid_score(s, p1, p2, buf, objective, pm)
+    return best, best_t
+
+
+@njit(cache=True)
+def _search_alpha(s, p1, p2, scheme, shape_a, shape_b, K, lo, objective, pm, buf):
+    """Best outer magnitude in [lo, 1] for the target ``objective``.
+
+    A log-spaced coarse scan scores every grid under both objectives (the same segment
+    sums give both); golden-section refinement then climbs the ``_REFINE`` best local
+    maxima of the target landscape and the best one of the other, and every point is
+    judged by the target.  The score is jagged on lattice-valued data (Hebbian weights),
+    where a single local search often stops on a lesser peak.  Returns (score, alpha).
+    """
+    n = s.size
+    sx = p1[n]
+    sxx = p2[n]
+    other = OBJ_MSE if objective == OBJ_CORRELATION else OBJ_CORRELATION
+    llo = math.log(lo)
+    step = -llo / (_COARSE_ALPHA - 1)
+    scores = np.empty((2, _COARSE_ALPHA))
+    best = -np.inf
+    best_t = 0.0
+    for i in range(_COARSE_ALPHA):
+        _alpha_grid(scheme, math.exp(llo + step * i), shape_a, shape_b, K, buf)
+        sq, sqq, sxq = grid_sums(s, p1, buf)
+        scores[0, i] = score_from_sums(n, sx, sxx, sq, sqq, sxq, objective, pm)
+        scores[1, i] = score_from_sums(n, sx, sxx, sq, sqq, sxq, other, pm)
+        if scores[0, i] > best:
+            best = scores[0, i]
+            best_t = llo + step * i
+    done = np.zeros((2, _COARSE_ALPHA), np.bool_)
+    for land in range(2):
+        obj = objective if land == 0 else other
+        for _ in range(_REFINE if land == 0 else 1):
+            bi = -1
+            for i in range(_COARSE_ALPHA):
+                if done[land, i]:
+                    continue
+                if (i > 0 and scores[land, i - 1] > scores[land, i]) or (
+                        i < _COARSE_ALPHA - 1 and scores[land, i + 1] > scores[land, i]):
+                    continue
+                if bi < 0 or scores[land, i] > scores[land, bi]:
+                    bi = i
+            if bi < 0:
+                break
+            done[land, bi] = True
+            t = llo + step * bi
+            sc, tt = _golden(s, p1, p2, scheme, shape_a, shape_b, K, obj, pm, buf,
+                             max(llo, t - step), min(0.0, t + step), scores[land, bi], t)
+            if land == 1:
+                _alpha_grid(scheme, math.exp(tt), shape_a, shape_b, K, buf)
+                sc = grid_score(s, p1, p2, buf, objective, pm)
+            if sc > best:
+                best = sc
+                best_t = tt
     return best, math.exp(best_t)
 
 
@@ -286,66 +364,110 @@ def _fit_parametric_row(s, scheme, K, objective, pm, rms, fitp):
                 fitp[0] = alpha / _outer_steps(z, K)
                 fitp[1] = z
                 fitp[2] = 0.0
+        # lattice-valued rows: steps that are multiples of the lattice spacing, so the
+        # grid can hit the values exactly (up to a grid spanning the whole row)
+        d = lattice_step(s)
+        if d > 0.0:
+            mmax = int(2.0 / (d * (K - 1))) + 2
+            if mmax <= 1024:
+                for m in range(1, mmax + 1):
+                    for zi in range(3):
+                        z = 0.5 * (K - 1) if zi == 0 else (0.5 * K if zi == 1 else 0.5 * K - 1.0)
+                        uniform_levels(m * d, z, 0.0, K, buf)
+                        sc = grid_score(s, p1, p2, buf, objective, pm)
+                        if sc > best:
+                            best = sc
+                            fitp[0] = m * d
+                            fitp[1] = z
+                            fitp[2] = 0.0
         return
-    # exponential / pow2: variants x ratio grid x alpha search, then a compass search
-    nmag = K // 2
+    _fit_exponential_row(s, p1, p2, scheme, K, objective, pm, lo, best, fitp, buf)
+
+
+@njit(cache=True)
+def _q_grid(scheme, nmag):
+    """Candidate ratios q: 1/2 for pow2 or a single magnitude; otherwise a linear grid
+    on [0.05, 0.95] (fine for few magnitudes) joined with q = r^(1/(nmag-1)) for
+    log-spaced smallest/largest ratios r in [1e-5, 0.9] (q near 1 for 7-8 bits)."""
     if scheme == POW2 or nmag < 2:
-        nratio = 1
-    else:
-        nratio = _COARSE_RATIO
-    lrlo = math.log(_RATIO_LO)
-    bt_a = 0.0
-    bt_r = 0.0
-    bvar = -1
-    for v in range(3):
-        # candidate ratios: a log-spaced grid plus q = 1/2 itself, so that exponential
-        # is never worse than pow2 (a special case of it)
-        for ri in range(nratio + (1 if nratio > 1 else 0)):
-            if nratio == 1:
-                q = 0.5
-                lr = 0.0
-            elif ri == nratio:
-                q = 0.5
-                lr = (nmag - 1) * math.log(0.5)
-            else:
-                lr = lrlo * (1.0 - ri / (nratio - 1.0)) + math.log(0.95) * ri / (nratio - 1.0)
-                q = math.exp(lr / (nmag - 1))
-            sc, alpha = _search_alpha(s, p1, p2, scheme, v, q, K, lo, objective, pm, buf)
-            if sc > best:
-                best = sc
-                fitp[0] = alpha
-                fitp[1] = q
-                fitp[2] = v
-                bt_a = math.log(alpha)
-                bt_r = lr
-                bvar = v
-    if bvar < 0 or nratio == 1:
-        return
-    # compass search in (log alpha, log ratio) around the best coarse point
-    da = -math.log(lo) / (_COARSE_ALPHA - 1)
-    dr = (math.log(0.95) - lrlo) / (nratio - 1.0)
-    for _ in range(60):
+        return np.array([0.5])
+    out = np.empty(2 * _COARSE_RATIO)
+    for i in range(_COARSE_RATIO):
+        out[i] = 0.05 + 0.9 * i / (_COARSE_RATIO - 1)
+        lr = math.log(1e-5) + (math.log(0.9) - math.log(1e-5)) * i / (_COARSE_RATIO - 1)
+        out[_COARSE_RATIO + i] = math.exp(lr / (nmag - 1))
+    return out
+
+
+@njit(cache=True)
+def _compass(s, p1, p2, scheme, K, obj, pm, buf, v, ta, tq, sc, da, dq, free_q):
+    """Compass search maximising ``obj`` over (log alpha, log q) for variant ``v`` from
+    (ta, tq) with score ``sc``; returns the final (ta, tq)."""
+    for _ in range(80):
         improved = False
         for dirn in range(4):
-            ta = bt_a + (da if dirn == 0 else (-da if dirn == 1 else 0.0))
-            tr = bt_r + (dr if dirn == 2 else (-dr if dirn == 3 else 0.0))
-            if ta > 0.0 or tr >= 0.0:
+            if dirn >= 2 and not free_q:
+                break
+            na = ta + (da if dirn == 0 else (-da if dirn == 1 else 0.0))
+            nq = tq + (dq if dirn == 2 else (-dq if dirn == 3 else 0.0))
+            if na > 0.0 or nq >= 0.0:
                 continue
-            q = math.exp(tr / (nmag - 1))
-            _alpha_grid(scheme, math.exp(ta), bvar, q, K, buf)
-            sc = grid_score(s, p1, p2, buf, objective, pm)
-            if sc > best:
-                best = sc
-                bt_a = ta
-                bt_r = tr
-                fitp[0] = math.exp(ta)
-                fitp[1] = q
+            _alpha_grid(scheme, math.exp(na), v, math.exp(nq), K, buf)
+            x = grid_score(s, p1, p2, buf, obj, pm)
+            if x > sc:
+                sc = x
+                ta = na
+                tq = nq
                 improved = True
         if not improved:
             da *= 0.5
-            dr *= 0.5
-            if da < 1e-4 and dr < 1e-4:
+            dq *= 0.5
+            if da < 1e-4 and dq < 1e-4:
                 break
+    return ta, tq
+
+
+@njit(cache=True)
+def _fit_exponential_row(s, p1, p2, scheme, K, objective, pm, lo, best, fitp, buf):
+    """exponential/pow2: a joint coarse grid over (variant, q, alpha) scored under both
+    objectives, then compass searches from the ``_REFINE`` best target points and the
+    best point of the other objective, each judged by the target."""
+    n = s.size
+    sx = p1[n]
+    sxx = p2[n]
+    other = OBJ_MSE if objective == OBJ_CORRELATION else OBJ_CORRELATION
+    nmag = K // 2
+    qs = _q_grid(scheme, nmag)
+    nq = qs.size
+    llo = math.log(lo)
+    da = -llo / (_COARSE_ALPHA_EXP - 1)
+    sc = np.empty((2, 3, nq, _COARSE_ALPHA_EXP))
+    for v in range(3):
+        for qi in range(nq):
+            for ai in range(_COARSE_ALPHA_EXP):
+                _alpha_grid(scheme, math.exp(llo + da * ai), v, qs[qi], K, buf)
+                sq, sqq, sxq = grid_sums(s, p1, buf)
+                sc[0, v, qi, ai] = score_from_sums(n, sx, sxx, sq, sqq, sxq, objective, pm)
+                sc[1, v, qi, ai] = score_from_sums(n, sx, sxx, sq, sqq, sxq, other, pm)
+    free_q = nq > 1
+    for land in range(2):
+        obj = objective if land == 0 else other
+        flat = sc[land].ravel()
+        order = np.argsort(-flat)
+        for r in range(_REFINE if land == 0 else 1):
+            idx = order[r]
+            v = idx // (nq * _COARSE_ALPHA_EXP)
+            qi = (idx // _COARSE_ALPHA_EXP) % nq
+            ai = idx % _COARSE_ALPHA_EXP
+            ta, tq = _compass(s, p1, p2, scheme, K, obj, pm, buf, v, llo + da * ai, math.log(qs[qi]), flat[idx],
+                              da, 0.1, free_q)
+            _alpha_grid(scheme, math.exp(ta), v, math.exp(tq), K, buf)
+            x = grid_score(s, p1, p2, buf, objective, pm)
+            if x > best:
+                best = x
+                fitp[0] = math.exp(ta)
+                fitp[1] = math.exp(tq)
+                fitp[2] = v
 
 
 @njit(cache=True, parallel=True)

@@ -332,3 +332,15 @@ def test_quantized_tensor_is_immutable():
         qt.codes[0] = 1
     with pytest.raises(AttributeError):
         qt.bits = 4
+
+
+def test_lattice_valued_weights_are_hit_exactly():
+    """Hebbian sums are multiples of 2/N: with enough levels the uniform fit finds the
+    aligned step, and re-quantizing already quantized weights loses nothing."""
+    rng = np.random.default_rng(5)
+    X = np.where(rng.random((50, 300)) < 0.5, 1.0, -1.0)
+    W = (X.T @ X / 300).astype(np.float32)
+    assert quantize(W, 6, "uniform").correlation(W) > 1 - 1e-12
+    w8 = quantize(rng.laplace(size=5000), 3, "uniform", gain="none").dequantize()
+    assert quantize(w8, 3, "uniform").correlation(w8) > 1 - 1e-12
+    assert quantize(w8, 4, "uniform").correlation(w8) > 1 - 1e-12

@@ -1,0 +1,317 @@
+"""Studies of recall quality versus weight bits: tidy rows (one dict per measurement).
+
+Every study builds float Hebbian networks, quantizes their weights through
+:mod:`quantization` with each requested (bits, scheme, objective), recalls every stored
+pattern from the same cues for all weight variants (a paired comparison), and reports
+one row per (load, trial, weights[, noise]) with the correlation ``rho`` of the weights,
+the fraction of patterns ``retrieved`` (final overlap >= threshold) and the mean final
+overlap.  Each (N, load, trial) draws its patterns, cues and update orders from its own
+seed derived from the study seed, so results do not depend on execution order.
+
+Theory lines
+------------
+``AGS_CRITICAL_LOAD`` = 0.138: Amit, Gutfreund & Sompolinsky, "Storing infinite numbers
+of patterns in a spin-glass model of neural networks", PRL 55, 1530 (1985); Ann. Phys.
+173, 30 (1987).  ``CLIPPED_CRITICAL_LOAD`` = 0.102: sign-clipped Hebbian synapses act as
+static synaptic noise; Sompolinsky, "Neural networks with nonlinear synapses and a
+static noise", Phys. Rev. A 34, 2571 (1986).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ._validate import check_fraction, check_positive_int
+from .measures import target_overlaps
+from .network import HopfieldNetwork
+from .patterns import flip_noise, random_patterns
+
+__all__ = [
+    "AGS_CRITICAL_LOAD",
+    "CLIPPED_CRITICAL_LOAD",
+    "weight_configs",
+    "capacity",
+    "basins",
+    "recall_vs_bits",
+    "basin_radii",
+    "plot_capacity",
+    "plot_basins",
+    "plot_recall_vs_bits",
+]
+
+AGS_CRITICAL_LOAD = 0.138
+CLIPPED_CRITICAL_LOAD = 0.102
+
+
+def weight_configs(bits: Iterable[int | None], schemes: Sequence[str] = ("uniform",),
+                   objectives: Sequence[str] = ("correlation",)) -> list[dict]:
+    """The weight variants of a study: float (``bits=None``) once, then every
+    (bits, scheme, objective) combination."""
+    out = []
+    for b in bits:
+        if b is None:
+            out.append(dict(bits="float", scheme="none", objective="none"))
+        else:
+            out += [dict(bits=int(b), scheme=s, objective=o) for s in schemes for o in objectives]
+    if not out:
+        raise ValueError("bits is empty; give at least one bit width or None for float weights.")
+    return out
+
+
+def _task_seed(seed: int, *keys: float) -> np.random.SeedSequence:
+    return np.random.SeedSequence([int(seed)] + [int(round(k * 1_000_000)) for k in keys])
+
+
+def _measure(net: HopfieldNetwork, X: np.ndarray, configs: list[dict], noise: float, ss: np.random.SeedSequence,
+             threshold: float, dynamics: str, max_sweeps: int, base: dict) -> list[dict]:
+    cue_seed, dyn_seed = ss.spawn(2)
+    cues = flip_noise(X, noise, seed=np.random.default_rng(cue_seed))
+    rows = []
+    cache: dict = {}
+    for cfg in configs:
+        t0 = time.perf_counter()
+        if cfg["bits"] == "float":
+            qnet, rho = net, 1.0
+        else:
+            key = (cfg["bits"], cfg["scheme"], cfg["objective"])
+            if key not in cache:
+                cache[key] = net.quantize(cfg["bits"], cfg["scheme"], cfg["objective"])
+            qnet = cache[key]
+            rho = qnet.rho
+        res = qnet.recall(cues, dynamics=dynamics, max_sweeps=max_sweeps,
+                          seed=np.random.default_rng(dyn_seed.generate_state(1)[0]))
+        m = target_overlaps(res.states, X)
+        rows.append({**base, **cfg, "noise": noise, "rho": rho, "retrieved": float(np.mean(m >= threshold)),
+                     "overlap": float(m.mean()), "converged": float(np.mean(res.converged)),
+                     "sweeps": float(np.mean(res.sweeps)), "seconds": time.perf_counter() - t0})
+    return rows
+
+
+def _study(n_neurons, loads, configs, noise_levels, trials, threshold, rule, dynamics, max_sweeps, seed, progress,
+           desc) -> list[dict]:
+    N = check_positive_int(n_neurons, "n_neurons", 2)
+    trials = check_positive_int(trials, "trials")
+    threshold = check_fraction(threshold, "threshold")
+    loads = [float(a) for a in loads]
+    if not loads or any(not (a > 0 and math.isfinite(a)) for a in loads):
+        raise ValueError(f"loads must be a non-empty list of positive numbers, got {loads!r}.")
+    noise_levels = [check_fraction(f, "noise") for f in noise_levels]
+    tasks = [(a, t) for a in loads for t in range(trials)]
+    rows: list[dict] = []
+    for a, t in tqdm(tasks, desc=desc, disable=not progress):
+        P = max(1, int(round(a * N)))
+        ss = _task_seed(seed, N, a, t)
+        pat_seed, *noise_seeds = ss.spawn(1 + len(noise_levels))
+        X = random_patterns(P, N, seed=np.random.default_rng(pat_seed))
+        net = HopfieldNetwork.from_patterns(X, rule)
+        base = dict(n_neurons=N, load=a, n_patterns=P, rule=rule, dynamics=dynamics, trial=t)
+        for f, nss in zip(noise_levels, noise_seeds):
+            rows += _measure(net, X, configs, f, nss, threshold, dynamics, max_sweeps, base)
+    return rows
+
+
+def capacity(n_neurons: int = 1000, loads: Sequence[float] = tuple(np.round(np.arange(0.02, 0.21, 0.02), 3)),
+             bits: Sequence[int | None] = (None, 1, 2, 3, 4), schemes: Sequence[str] = ("uniform",),
+             objectives: Sequence[str] = ("correlation",), trials: int = 3, cue_noise: float = 0.0,
+             threshold: float = 0.95, rule: str = "hebb", dynamics: str = "async", max_sweeps: int = 100,
+             seed: int = 0, progress: bool = False) -> list[dict]:
+    """Fraction of stored patterns retrieved versus load alpha = P/N, per weight variant.
+
+    Parameters
+    ----------
+    n_neurons : int
+    loads : sequence of float
+        Loads alpha; P = round(alpha * N) patterns are stored.
+    bits : sequence of int or None
+        Weight bit widths; None is the float network.
+    schemes, objectives : sequences of str
+        Passed to :func:`quantization.quantize` (whole-matrix codebooks, W symmetric).
+    trials : int
+        Independent pattern sets per load.
+    cue_noise : float
+        Fraction of neurons flipped in each cue (0: start from the pattern itself).
+    threshold : float
+        A pattern counts as retrieved when the final overlap is >= threshold.
+    rule, dynamics, max_sweeps :
+        See :meth:`HopfieldNetwork.from_patterns` and :meth:`HopfieldNetwork.recall`.
+    seed : int
+    progress : bool
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    list of dict
+        One row per (load, trial, weight variant): n_neurons, load, n_patterns, rule,
+        dynamics, trial, bits ("float" or int), scheme, objective, noise, rho,
+        retrieved, overlap, converged, sweeps, seconds.
+    """
+    return _study(n_neurons, loads, weight_configs(bits, schemes, objectives), [cue_noise], trials, threshold, rule,
+                  dynamics, max_sweeps, seed, progress, "capacity")
+
+
+def basins(n_neurons: int = 1000, loads: Sequence[float] = (0.05, 0.1), bits: Sequence[int | None] = (None, 1, 2, 4),
+           noise_levels: Sequence[float] = tuple(np.round(np.linspace(0.0, 0.5, 11), 3)),
+           schemes: Sequence[str] = ("uniform",), objectives: Sequence[str] = ("correlation",), trials: int = 2,
+           threshold: float = 0.95, rule: str = "hebb", dynamics: str = "async", max_sweeps: int = 100,
+           seed: int = 0, progress: bool = False) -> list[dict]:
+    """Retrieval versus cue noise (fraction of flipped neurons) for chosen loads and bit
+    widths; same columns as :func:`capacity`, one row per noise level too."""
+    return _study(n_neurons, loads, weight_configs(bits, schemes, objectives), noise_levels, trials, threshold, rule,
+                  dynamics, max_sweeps, seed, progress, "basins")
+
+
+def recall_vs_bits(n_neurons: int = 1000, loads: Sequence[float] = (0.05, 0.1, 0.13),
+                   bits: Sequence[int | None] = (None, 1, 2, 3, 4, 5, 6, 7, 8),
+                   schemes: Sequence[str] = ("uniform", "exponential", "lloyd"),
+                   objectives: Sequence[str] = ("correlation", "minmax"), cue_noise: float = 0.1, trials: int = 2,
+                   threshold: float = 0.95, rule: str = "hebb", dynamics: str = "async", max_sweeps: int = 100,
+                   seed: int = 0, progress: bool = False) -> list[dict]:
+    """The main study: recall quality and weight correlation versus bits, per scheme
+    and objective, from cues with ``cue_noise`` flipped neurons; columns as
+    :func:`capacity`."""
+    return _study(n_neurons, loads, weight_configs(bits, schemes, objectives), [cue_noise], trials, threshold, rule,
+                  dynamics, max_sweeps, seed, progress, "recall vs bits")
+
+
+def basin_radii(net, patterns: np.ndarray, noise_levels: Sequence[float] = tuple(np.round(np.arange(0, 0.51, 0.05), 3)),
+                trials: int = 3, threshold: float = 0.95, dynamics: str = "async",
+                seed: int | np.random.Generator | None = None) -> np.ndarray:
+    """Basin of attraction of each stored pattern: the largest cue noise (from
+    ``noise_levels``, ascending) up to which the pattern is retrieved in at least half
+    of ``trials`` random cues at every level; 0 when it is not retrieved from itself at
+    the first level, NaN never.
+
+    Returns
+    -------
+    ndarray of float, shape (n_patterns,)
+    """
+    levels = sorted(check_fraction(f, "noise") for f in noise_levels)
+    trials = check_positive_int(trials, "trials")
+    rng = np.random.default_rng(seed)
+    X = np.asarray(patterns)
+    radius = np.zeros(len(X))
+    alive = np.ones(len(X), bool)
+    for f in levels:
+        ok = np.zeros(len(X))
+        for _ in range(trials):
+            res = net.recall(flip_noise(X, f, seed=rng), dynamics=dynamics, seed=rng)
+            ok += target_overlaps(res.states, X) >= threshold
+        alive &= ok * 2 >= trials
+        radius[alive] = f
+    return radius
+
+
+# ---------------------------------------------------------------------------- plots
+
+
+def _group(rows, keys):
+    out: dict = {}
+    for r in rows:
+        out.setdefault(tuple(r[k] for k in keys), []).append(r)
+    return out
+
+
+def _mean_sem(values):
+    v = np.asarray(values, float)
+    return v.mean(), (v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else 0.0)
+
+
+def _label(cfg_key):
+    bits, scheme, objective = cfg_key
+    return "float" if bits == "float" else f"{bits} bit {scheme}, {objective}"
+
+
+def _save(fig, path):
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    fig.savefig(tmp, dpi=110)
+    tmp.replace(path)
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_capacity(rows: list[dict], path) -> None:
+    """Retrieved fraction versus load with error bars (SEM over trials), one line per
+    weight variant, and the AGS and clipped-synapse critical loads."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, rs in _group(rows, ("bits", "scheme", "objective")).items():
+        by_load = _group(rs, ("load",))
+        loads = sorted(k[0] for k in by_load)
+        ms = [_mean_sem([r["retrieved"] for r in by_load[(a,)]]) for a in loads]
+        ax.errorbar(loads, [m for m, _ in ms], yerr=[s for _, s in ms], marker="o", ms=3, capsize=2,
+                    label=_label(key), color="k" if key[0] == "float" else None)
+    ax.axvline(AGS_CRITICAL_LOAD, ls="--", color="k", lw=0.8)
+    ax.axvline(CLIPPED_CRITICAL_LOAD, ls=":", color="k", lw=0.8)
+    ax.text(AGS_CRITICAL_LOAD, 0.02, " AGS 0.138", fontsize=8)
+    ax.text(CLIPPED_CRITICAL_LOAD, 0.1, " clipped 0.102", fontsize=8)
+    N = rows[0]["n_neurons"]
+    ax.set(xlabel="load alpha = P/N", ylabel="fraction retrieved", title=f"Capacity, N={N}", ylim=(-0.02, 1.02))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_basins(rows: list[dict], path) -> None:
+    """Retrieved fraction versus cue noise, one panel per load."""
+    plt = _plt()
+    loads = sorted({r["load"] for r in rows})
+    fig, axes = plt.subplots(1, len(loads), figsize=(5 * len(loads), 4), squeeze=False)
+    for ax, a in zip(axes[0], loads):
+        for key, rs in _group([r for r in rows if r["load"] == a], ("bits", "scheme", "objective")).items():
+            by = _group(rs, ("noise",))
+            xs = sorted(k[0] for k in by)
+            ax.plot(xs, [np.mean([r["retrieved"] for r in by[(x,)]]) for x in xs], marker="o", ms=3,
+                    label=_label(key), color="k" if key[0] == "float" else None)
+        ax.set(xlabel="cue noise (fraction flipped)", ylabel="fraction retrieved", title=f"alpha = {a}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+def plot_recall_vs_bits(rows: list[dict], path) -> None:
+    """Top: fraction retrieved versus bits (float as a dashed line); bottom: 1 - rho."""
+    plt = _plt()
+    loads = sorted({r["load"] for r in rows})
+    fig, axes = plt.subplots(2, len(loads), figsize=(5 * len(loads), 7), squeeze=False, sharex=True)
+    for col, a in enumerate(loads):
+        sel = [r for r in rows if r["load"] == a]
+        for (scheme, objective), rs in _group([r for r in sel if r["bits"] != "float"], ("scheme", "objective")).items():
+            by = _group(rs, ("bits",))
+            bs = sorted(k[0] for k in by)
+            style = "-" if objective == "correlation" else "--"
+            ret = [_mean_sem([r["retrieved"] for r in by[(b,)]]) for b in bs]
+            line = axes[0, col].errorbar(bs, [m for m, _ in ret], yerr=[s for _, s in ret], ls=style, marker="o",
+                                         ms=3, capsize=2, label=f"{scheme}, {objective}")
+            axes[1, col].semilogy(bs, [max(1 - np.mean([r["rho"] for r in by[(b,)]]), 1e-7) for b in bs], style,
+                                  marker="o", ms=3, color=line[0].get_color())
+        fl = [r["retrieved"] for r in sel if r["bits"] == "float"]
+        if fl:
+            axes[0, col].axhline(np.mean(fl), color="k", ls=":", label="float weights")
+        N, noise = sel[0]["n_neurons"], sel[0]["noise"]
+        axes[0, col].set(title=f"N={N}, alpha={a}, cue noise {noise:.0%}", ylabel="fraction retrieved",
+                         ylim=(-0.02, 1.02))
+        axes[1, col].set(xlabel="bits per weight", ylabel="1 - rho (weights)")
+        axes[1, col].grid(True, which="both", alpha=0.3)
+    axes[0, -1].legend(fontsize=7)
+    fig.suptitle("Hopfield recall versus weight bits (solid: correlation-optimal levels, dashed: min-max)")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
