@@ -102,16 +102,50 @@ def dequantize_rows(codes, cb, g, r0, r1, out):
 # ------------------------------------------------------------------------ dynamics
 
 
+def add_row(W, cb, g, i, d, h):
+    """h[j] += W[i, j] * d for all j != i (row i of W, contiguous)."""
+    for j in range(h.size):
+        if j != i:
+            h[j] += weight(W, cb, g, i, j) * d
+
+
+@overload(add_row, jit_options={"cache": True})
+def _add_row_impl(W, cb, g, i, d, h):
+    if isinstance(W.dtype, types.Float):
+        def impl(W, cb, g, i, d, h):
+            w = W[i]
+            hii = h[i]
+            for j in range(h.size):
+                h[j] += w[j] * d
+            h[i] = hii  # the diagonal is never used
+    else:
+        def impl(W, cb, g, i, d, h):
+            N = h.size
+            c = W[i]
+            hii = h[i]
+            if g % N == 0:
+                # the whole row uses one codebook row: a pre-scaled table, one gather per weight
+                r = (i * N) // g
+                K = cb.shape[1]
+                tab = np.empty(K)
+                for k in range(K):
+                    tab[k] = cb[r, k] * d
+                for j in range(N):
+                    h[j] += tab[c[j]]
+            else:
+                for j in range(N):
+                    h[j] += cb[(i * N + j) // g, c[j]] * d
+            h[i] = hii
+    return impl
+
+
 @njit(cache=True)
 def _add_column(W, cb, g, symmetric, i, d, h):
     """h[j] += W[j, i] * d for all j != i (row i when W is symmetric: contiguous)."""
-    N = h.size
     if symmetric:
-        for j in range(N):
-            if j != i:
-                h[j] += weight(W, cb, g, i, j) * d
+        add_row(W, cb, g, i, d, h)
     else:
-        for j in range(N):
+        for j in range(h.size):
             if j != i:
                 h[j] += weight(W, cb, g, j, i) * d
 

@@ -26,6 +26,7 @@ _SCHEME_ID = {"uniform": K.UNIFORM, "exponential": K.EXPONENTIAL, "pow2": K.POW2
 _OBJECTIVE_ID = {"correlation": K.OBJ_CORRELATION, "mse": K.OBJ_MSE, "minmax": K.OBJ_MINMAX}
 _FLOAT_DTYPES = ("float16", "float32", "float64")
 _LLOYD_BINS = 4096
+FIT_SAMPLES = 1 << 20  # rows longer than this are fitted on a seeded random subsample
 
 
 def n_params(scheme: str, bits: int) -> int:
@@ -278,7 +279,10 @@ def quantize(
         absorbs any affine map).  ``mse`` minimises
         ||w - Q(w)||^2 of the fitted grid; ``minmax`` is the naive baseline (grid
         spans ±max|w|; lloyd: levels evenly over [min, max]).  The correlation and mse
-        fits always also try the minmax grid, so they are never worse than it.
+        fits always also try the minmax grid, so they are never worse than it (on the fit
+        sample, for subsampled rows).  The parametric fits are coarse global scans
+        plus local refinement, not certified optima; lloyd is exactly optimal on
+        rows of up to 4096 elements.
     axis : int or None, default None
         None: one codebook for the whole tensor; an int: one per slice along that axis
         (axis=0 is per output channel for (out, in, kh, kw) weights).
@@ -302,7 +306,10 @@ def quantize(
         mean is exact (stored in ``params``; free for lloyd).  Grids are otherwise
         centred on zero.
     seed : int, Generator or None
-        Accepted for reproducible call sites; every fit is currently deterministic.
+        Rows longer than ``2**20`` elements are fitted on a random subsample of ``2**20``
+        elements drawn with ``seed`` (None means 0, so results are reproducible by
+        default); all elements are then encoded.  Shorter rows are fitted exactly as
+        they are and ``seed`` has no effect.
 
     Returns
     -------
@@ -350,31 +357,41 @@ def quantize(
     group_size = check_group_size(group_size, shape, axis)
     Kc = 1 << bits
 
-    X = np.ascontiguousarray(_to_rows(arr, axis, group_size), dtype=np.float64)
-    n = X.shape[1]
-    xmin, xmax = X.min(axis=1), X.max(axis=1)
+    work = arr.astype(np.float32) if arr.dtype == np.float16 else arr  # numba has no float16 arithmetic
+    X = np.ascontiguousarray(_to_rows(work, axis, group_size))
+    R, n = X.shape
+    xmin, xmax = X.min(axis=1).astype(np.float64), X.max(axis=1).astype(np.float64)
     nonconst = xmax > xmin
-    center = X.mean(axis=1) if preserve_mean else np.zeros(len(X))
+    center = X.mean(axis=1, dtype=np.float64) if preserve_mean else np.zeros(R)
     center = np.where(nonconst, center, xmin)  # constant rows: every level is the value
-    Y = X - center[:, None]
-    A = np.abs(Y).max(axis=1)
+    A = np.maximum(np.abs(xmax - center), np.abs(xmin - center))
     A = np.where(nonconst & (A > 0), A, 1.0)
-    Y /= A[:, None]
+    inv = 1.0 / A
+    # the fit sees each row (or a seeded subsample of long rows), normalised to max |y| = 1
+    if n > FIT_SAMPLES:
+        rng = np.random.default_rng(0 if seed is None else seed)
+        idx = np.sort(rng.choice(n, FIT_SAMPLES, replace=False))
+        Y = X[:, idx].astype(np.float64)
+    else:
+        Y = X.astype(np.float64)
+    Y -= center[:, None]
+    Y *= inv[:, None]
     Y[~nonconst] = 0.0
     rms = np.sqrt(np.mean(Y * Y, axis=1))
 
     sid, oid = _SCHEME_ID[scheme], _OBJECTIVE_ID[objective]
-    fit_levels = np.empty((len(X), Kc))
-    fitp = np.zeros((len(X), 3))
+    fit_levels = np.empty((R, Kc))
+    fitp = np.zeros((R, 3))
     nc = nonconst.astype(np.uint8)
     if scheme == "lloyd":
         K.fit_lloyd(Y, nc, Kc, oid, preserve_mean, _LLOYD_BINS, fit_levels)
     else:
         K.fit_parametric(Y, nc, sid, Kc, oid, preserve_mean, rms, fitp, fit_levels)
+    del Y
 
-    codes_rows = np.empty(Y.shape, np.uint8)
-    stats = np.empty((len(X), 5))
-    K.encode(Y, fit_levels, codes_rows, stats)
+    codes_rows = np.empty((R, n), np.uint8)
+    stats = np.empty((R, 5))
+    K.encode(X, center, A, fit_levels, codes_rows, stats)
     g, o = _gain_offset(stats, n, gain, preserve_mean)
 
     P = n_params(scheme, bits)

@@ -667,35 +667,56 @@ def fit_lloyd(Y, nonconst, K, objective, pm, H, fit_levels):
 # ------------------------------------------------------------------- encode and stats
 
 
+ENCODE_CHUNK = 1 << 16
+
+
 @njit(cache=True, parallel=True)
-def encode(Y, fit_levels, codes, stats):
-    """Nearest-level codes of every element (ties to the upper level) and per-row sums
-    stats[r] = (sum y, sum y^2, sum q, sum q^2, sum y q) with q the fit level."""
+def encode(X, center, scale, fit_levels, codes, stats):
+    """Nearest-level codes of every element of the rows ``X`` (any float dtype), with
+    y = (x - center[r]) / scale[r] computed on the fly in float64 (ties to the upper
+    level), and per-row sums stats[r] = (sum y, sum y^2, sum q, sum q^2, sum y q) with q
+    the fit level.  Work is split into chunks of ENCODE_CHUNK elements, so one huge row
+    uses every thread as well as many small rows do."""
+    R, n = X.shape
     K = fit_levels.shape[1]
-    for r in prange(Y.shape[0]):
+    per_row = (n + ENCODE_CHUNK - 1) // ENCODE_CHUNK
+    nchunk = R * per_row
+    part = np.zeros((nchunk, 5))
+    for c in prange(nchunk):
+        r = c // per_row
+        i0 = (c % per_row) * ENCODE_CHUNK
+        i1 = min(n, i0 + ENCODE_CHUNK)
         thr = np.empty(K - 1)
         for j in range(K - 1):
             thr[j] = 0.5 * (fit_levels[r, j] + fit_levels[r, j + 1])
+        ctr = center[r]
+        inv = 1.0 / scale[r]
         sy = 0.0
         syy = 0.0
         sq = 0.0
         sqq = 0.0
         syq = 0.0
-        for i in range(Y.shape[1]):
-            y = Y[r, i]
-            c = np.searchsorted(thr, y, side="right")
-            codes[r, i] = c
-            q = fit_levels[r, c]
+        for i in range(i0, i1):
+            y = (np.float64(X[r, i]) - ctr) * inv
+            k = np.searchsorted(thr, y, side="right")
+            codes[r, i] = k
+            q = fit_levels[r, k]
             sy += y
             syy += y * y
             sq += q
             sqq += q * q
             syq += y * q
-        stats[r, 0] = sy
-        stats[r, 1] = syy
-        stats[r, 2] = sq
-        stats[r, 3] = sqq
-        stats[r, 4] = syq
+        part[c, 0] = sy
+        part[c, 1] = syy
+        part[c, 2] = sq
+        part[c, 3] = sqq
+        part[c, 4] = syq
+    for r in range(R):
+        for k in range(5):
+            acc = 0.0
+            for c in range(r * per_row, (r + 1) * per_row):
+                acc += part[c, k]
+            stats[r, k] = acc
 
 
 @njit(cache=True, parallel=True)

@@ -71,7 +71,7 @@ def test_encode_and_stats_match_reference(scheme, bits, n):
         levels = np.stack([_grid(scheme, rng, K_) for _ in range(3)])
         codes = np.empty(Y.shape, np.uint8)
         stats = np.empty((3, 5))
-        K.encode(np.ascontiguousarray(Y), levels, codes, stats)
+        K.encode(np.ascontiguousarray(Y), np.zeros(3), np.ones(3), levels, codes, stats)
         for r in range(3):
             c_ref = ref.encode(Y[r], levels[r])
             np.testing.assert_array_equal(levels[r][codes[r]], levels[r][c_ref])
@@ -87,7 +87,7 @@ def test_encode_and_stats_match_reference(scheme, bits, n):
 def test_encode_tie_goes_to_upper_level():
     levels = np.array([[0.0, 1.0]])
     codes = np.empty((1, 3), np.uint8)
-    K.encode(np.array([[0.5, 0.4999999, 0.5000001]]), levels, codes, np.empty((1, 5)))
+    K.encode(np.array([[0.5, 0.4999999, 0.5000001]]), np.zeros(1), np.ones(1), levels, codes, np.empty((1, 5)))
     np.testing.assert_array_equal(codes[0], [1, 0, 1])
 
 
