@@ -146,7 +146,8 @@ def main():
     a = ap.parse_args()
     print(describe())
     part_a(a.n, a.p, a.cues, a.seed)
-    part_b(a.nd3_n, a.seed)
+    if a.nd3_n:
+        part_b(a.nd3_n, a.seed)
 
 
 if __name__ == "__main__":

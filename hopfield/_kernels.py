@@ -100,6 +100,67 @@ def dequantize_rows(codes, cb, g, r0, r1, out):
 
 
 # ------------------------------------------------------------------------ dynamics
+#
+# The dynamics see the weights through a *field state* tuple, one per cue:
+#   table mode  (h, W, cb, g, symmetric): h float64 local fields, W float32 weights or
+#               uint8 codes with codebook cb and group length g;
+#   affine mode (U, C, scale, z, off, M): W_ij = scale (C_ij - z) + off exactly (a
+#               uniform whole-matrix codebook before its float32 rounding), with
+#               integers U_i = sum_{j != i} C_ij s_j and M[0] = sum_j s_j.  Then
+#               h_i = scale (U_i - z M'_i) + off M'_i, M'_i = M - s_i: the bracket is an
+#               exact half-integer, both products are exact in float64 and the one
+#               rounding of their sum never changes its sign, so ties are exact.
+
+
+def field(fs, s, i):
+    """Local field h_i of neuron i in the current state."""
+    if fs[0].dtype.kind == "f":
+        return fs[0][i]
+    U, C, scale, z, off, M = fs
+    m = float(M[0] - s[i])
+    return scale * (float(U[i]) - z * m) + off * m
+
+
+@overload(field, jit_options={"cache": True})
+def _field_impl(fs, s, i):
+    if isinstance(fs[0].dtype, types.Float):
+        def impl(fs, s, i):
+            return fs[0][i]
+    else:
+        def impl(fs, s, i):
+            m = np.float64(fs[5][0] - s[i])
+            return fs[2] * (np.float64(fs[0][i]) - fs[3] * m) + fs[4] * m
+    return impl
+
+
+def flip(fs, i, d):
+    """Update the field state for s_i changing by d = +-2 (s already updated or not)."""
+    if fs[0].dtype.kind == "f":
+        h, W, cb, g, symmetric = fs
+        _add_column(W, cb, g, symmetric, i, np.float64(d), h)
+        return
+    U, C, scale, z, off, M = fs
+    ui = U[i]
+    U += d * C[i].astype(U.dtype)
+    U[i] = ui
+    M[0] += d
+
+
+@overload(flip, jit_options={"cache": True})
+def _flip_impl(fs, i, d):
+    if isinstance(fs[0].dtype, types.Float):
+        def impl(fs, i, d):
+            _add_column(fs[1], fs[2], fs[3], fs[4], i, np.float64(d), fs[0])
+    else:
+        def impl(fs, i, d):
+            U = fs[0]
+            c = fs[1][i]
+            ui = U[i]
+            for j in range(U.size):
+                U[j] += d * np.int32(c[j])
+            U[i] = ui
+            fs[5][0] += d
+    return impl
 
 
 def add_row(W, cb, g, i, d, h):
@@ -151,7 +212,7 @@ def _add_column(W, cb, g, symmetric, i, d, h):
 
 
 @njit(cache=True)
-def _run_async(W, cb, g, symmetric, s, h, seed, max_sweeps, random_order, temperature):
+def _run_async(fs, s, seed, max_sweeps, random_order, temperature):
     N = s.size
     state = np.uint64(seed)
     order = np.arange(N)
@@ -161,7 +222,7 @@ def _run_async(W, cb, g, symmetric, s, h, seed, max_sweeps, random_order, temper
         flips = 0
         for idx in range(N):
             i = order[idx]
-            hi = h[i]
+            hi = field(fs, s, i)
             if temperature > 0.0:
                 state, u = uniform01(state)
                 x = -2.0 * hi / temperature
@@ -174,9 +235,8 @@ def _run_async(W, cb, g, symmetric, s, h, seed, max_sweeps, random_order, temper
             else:
                 new = s[i]
             if new != s[i]:
-                d = 2.0 * new
                 s[i] = new
-                _add_column(W, cb, g, symmetric, i, d, h)
+                flip(fs, i, 2 * new)
                 flips += 1
         if flips == 0:
             return sweep + 1, True
@@ -184,16 +244,17 @@ def _run_async(W, cb, g, symmetric, s, h, seed, max_sweeps, random_order, temper
 
 
 @njit(cache=True)
-def _run_sync(W, cb, g, symmetric, s, h, max_sweeps):
+def _run_sync(fs, s, max_sweeps):
     N = s.size
     prev = s.copy()  # state two steps back, for 2-cycle detection
     new = np.empty(N, np.int8)
     for sweep in range(max_sweeps):
         nflip = 0
         for i in range(N):
-            if h[i] > 0.0:
+            hi = field(fs, s, i)
+            if hi > 0.0:
                 new[i] = 1
-            elif h[i] < 0.0:
+            elif hi < 0.0:
                 new[i] = -1
             else:
                 new[i] = s[i]
@@ -201,45 +262,60 @@ def _run_sync(W, cb, g, symmetric, s, h, max_sweeps):
                 nflip += 1
         if nflip == 0:
             return sweep + 1, True
+        cycle = False
         if sweep > 0:
-            same = True
+            cycle = True
             for i in range(N):
                 if new[i] != prev[i]:
-                    same = False
+                    cycle = False
                     break
-            if same:  # a 2-cycle: synchronous dynamics will alternate forever
-                for i in range(N):
-                    prev[i] = s[i]
-                    s[i] = new[i]
-                _sync_fields(W, cb, g, symmetric, prev, s, h)
-                return sweep + 1, False
         for i in range(N):
             prev[i] = s[i]
-            s[i] = new[i]
-        _sync_fields(W, cb, g, symmetric, prev, s, h)
+        for i in range(N):
+            if new[i] != s[i]:
+                s[i] = new[i]
+                flip(fs, i, 2 * np.int64(new[i]))
+        if cycle:  # a 2-cycle: synchronous dynamics would alternate forever
+            return sweep + 1, False
     return max_sweeps, False
-
-
-@njit(cache=True)
-def _sync_fields(W, cb, g, symmetric, old, s, h):
-    """Update fields for every neuron that changed from ``old`` to ``s``: O(N) per change."""
-    for i in range(s.size):
-        if s[i] != old[i]:
-            _add_column(W, cb, g, symmetric, i, 2.0 * s[i], h)
 
 
 @njit(cache=True, parallel=True)
 def recall(W, cb, g, symmetric, S, H, seeds, max_sweeps, mode, temperature, sweeps, converged):
-    """Run every cue (rows of S, fields H = S W^T without self-coupling) to a fixed point
-    or ``max_sweeps``; S and H are updated in place, cues in parallel."""
+    """Table mode: run every cue (rows of S, fields H = S W^T without self-coupling) to a
+    fixed point or ``max_sweeps``; S and H are updated in place, cues in parallel."""
     for c in prange(S.shape[0]):
+        fs = (H[c], W, cb, g, symmetric)
         if mode == SYNC:
-            n, ok = _run_sync(W, cb, g, symmetric, S[c], H[c], max_sweeps)
+            n, ok = _run_sync(fs, S[c], max_sweeps)
         else:
-            n, ok = _run_async(W, cb, g, symmetric, S[c], H[c], seeds[c], max_sweeps, mode == ASYNC_RANDOM,
-                               temperature)
+            n, ok = _run_async(fs, S[c], seeds[c], max_sweeps, mode == ASYNC_RANDOM, temperature)
         sweeps[c] = n
         converged[c] = ok
+
+
+@njit(cache=True, parallel=True)
+def recall_affine(C, scale, z, off, S, U, M, seeds, max_sweeps, mode, temperature, sweeps, converged):
+    """Affine mode (W_ij = scale (C_ij - z) + off, C symmetric): as :func:`recall` with
+    integer sums U = S C^T (no self-coupling) and M = S.sum(1)."""
+    for c in prange(S.shape[0]):
+        fs = (U[c], C, scale, z, off, M[c:c + 1])
+        if mode == SYNC:
+            n, ok = _run_sync(fs, S[c], max_sweeps)
+        else:
+            n, ok = _run_async(fs, S[c], seeds[c], max_sweeps, mode == ASYNC_RANDOM, temperature)
+        sweeps[c] = n
+        converged[c] = ok
+
+
+@njit(cache=True, parallel=True)
+def codes_rows(codes, r0, r1, out):
+    """out[k, j] = codes[r0 + k, j] as float32, diagonal set to 0 (a transient tile)."""
+    N = codes.shape[1]
+    for k in prange(r1 - r0):
+        i = r0 + k
+        for j in range(N):
+            out[k, j] = 0.0 if j == i else np.float32(codes[i, j])
 
 
 # ----------------------------------------------------------------------- learning

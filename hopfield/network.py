@@ -64,6 +64,11 @@ class _Network:
     def _kernel_args(self):  # (W or codes, codebook, group length)
         raise NotImplementedError
 
+    def _run(self, S, seeds, max_sweeps, mode, T, sweeps, conv):
+        """Run the dynamics kernel in place on the states S."""
+        W, cb, g = self._kernel_args()
+        K.recall(W, cb, g, self.symmetric, S, self._fields(S), seeds, max_sweeps, mode, T, sweeps, conv)
+
     def _tile(self, r0: int, r1: int) -> np.ndarray:
         raise NotImplementedError
 
@@ -141,13 +146,11 @@ class _Network:
             raise ValueError(f"temperature={temperature!r} applies only to dynamics='glauber'; use 0 for {dynamics!r}.")
         S, was_1d = check_states(cues, self.n_neurons, "cues")
         S = S.copy()
-        H = self._fields(S)
         seeds = _seed_per_cue(seed, len(S))
         sweeps = np.zeros(len(S), np.int64)
         conv = np.zeros(len(S), np.bool_)
         mode = {"async": K.ASYNC_RANDOM, "glauber": K.ASYNC_RANDOM, "async-fixed": K.ASYNC_FIXED, "sync": K.SYNC}
-        W, cb, g = self._kernel_args()
-        K.recall(W, cb, g, self.symmetric, S, H, seeds, max_sweeps, mode[dynamics], T, sweeps, conv)
+        self._run(S, seeds, max_sweeps, mode[dynamics], T, sweeps, conv)
         if was_1d:
             return RecallResult(S[0], sweeps[0], conv[0])
         return RecallResult(S, sweeps, conv)
@@ -225,7 +228,20 @@ class HopfieldNetwork(_Network):
         np.fill_diagonal(W, 0.0)
         if rule == "projection":
             W = (W + W.T) / np.float32(2)  # remove rounding asymmetry
-        return cls(W)
+        if not np.isfinite(W).all():
+            raise ValueError(f"the {rule} rule produced non-finite weights for these patterns.")
+        return cls._trusted(W)
+
+    @classmethod
+    def _trusted(cls, W: np.ndarray) -> HopfieldNetwork:
+        """Wrap symmetric, finite float32 weights with zero diagonal, without the O(N^2)
+        checks of ``__init__`` (the learning rules guarantee them)."""
+        net = cls.__new__(cls)
+        net.weights = W
+        net.weights.flags.writeable = False
+        net.n_neurons = W.shape[0]
+        net.symmetric = True
+        return net
 
     def _kernel_args(self):
         return self.weights, np.zeros((1, 1), np.float32), self.n_neurons * self.n_neurons
@@ -279,6 +295,10 @@ class QuantizedHopfieldNetwork(_Network):
 
     Memory is one byte per weight plus the codebook; the dynamics never build a
     dequantized copy of W (initial fields use a transient tile of rows at a time).
+    With one ``uniform`` codebook for the whole matrix the network runs on the exact
+    affine weights W_ij = scale (c_ij - z) + offset (the codebook values before their
+    float32 rounding) with integer field arithmetic: fields, ties and energy descent are
+    exact, and each flip costs one pass of integer adds over a row of codes.
 
     Parameters
     ----------
@@ -314,6 +334,9 @@ class QuantizedHopfieldNetwork(_Network):
                 np.array_equal(quantized.codes, quantized.codes.T))
         self.symmetric = bool(symmetric)
         self.rho: float | None = None
+        self._affine = quantized.scheme == "uniform" and self._g == N * N and self.symmetric
+        if self._affine:
+            self._scale, self._z, self._off = (float(v) for v in quantized.params[0])
 
     @property
     def bits(self) -> int:
@@ -332,6 +355,46 @@ class QuantizedHopfieldNetwork(_Network):
         W = self.quantized.dequantize()
         np.fill_diagonal(W, 0.0)
         return W
+
+    def effective_weights(self) -> np.ndarray:
+        """The float64 weights the dynamics use, zero diagonal (for analysis and tests):
+        the codebook values, or the exact affine values for a uniform whole-matrix
+        codebook."""
+        if self._affine:
+            W = self._scale * (self.quantized.codes.astype(np.float64) - self._z) + self._off
+        else:
+            W = self.quantized.dequantize().astype(np.float64)
+        np.fill_diagonal(W, 0.0)
+        return W
+
+    def _integer_sums(self, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """U = S C^T without self-coupling (int32) and M = S.sum(1) (int64), exactly:
+        a float32 GEMM of integers is exact while every partial sum stays below 2**24."""
+        N = self.n_neurons
+        C = self.quantized.codes
+        dt = np.float32 if N * ((1 << self.bits) - 1) < (1 << 24) else np.float64
+        Sf = S.astype(dt)
+        U = np.empty(S.shape, np.int32)
+        tile = np.empty((max(1, _TILE_ELEMENTS // N), N), np.float32)
+        for r0 in range(0, N, tile.shape[0]):
+            r1 = min(N, r0 + tile.shape[0])
+            K.codes_rows(C, r0, r1, tile)
+            U[:, r0:r1] = np.rint(Sf @ tile[: r1 - r0].T.astype(dt, copy=False))
+        return U, S.sum(axis=1, dtype=np.int64)
+
+    def _fields(self, S: np.ndarray) -> np.ndarray:
+        if not self._affine:
+            return super()._fields(S)
+        U, M = self._integer_sums(S)
+        Mp = (M[:, None] - S).astype(np.float64)
+        return self._scale * (U - self._z * Mp) + self._off * Mp
+
+    def _run(self, S, seeds, max_sweeps, mode, T, sweeps, conv):
+        if not self._affine:
+            return super()._run(S, seeds, max_sweeps, mode, T, sweeps, conv)
+        U, M = self._integer_sums(S)
+        K.recall_affine(self.quantized.codes, self._scale, self._z, self._off, S, U, M, seeds, max_sweeps, mode, T,
+                        sweeps, conv)
 
 
 def _offdiag_correlation(net: HopfieldNetwork, qnet: QuantizedHopfieldNetwork) -> float:

@@ -70,11 +70,13 @@ def _networks(N, P, seed):
                 # (see test_extreme_codebooks_end_in_fixed_points)
                 continue
             q = net.quantize(bits, scheme)
-            nets.append((f"{scheme}{bits}", q, q.dequantized_weights().astype(np.float64)))
+            nets.append((f"{scheme}{bits}", q, q.effective_weights()))
+    q = net.quantize(3, "uniform", preserve_mean=True)  # affine mode with an offset
+    nets.append(("uniform3-offset", q, q.effective_weights()))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         q = net.quantize(3, "exponential", axis=0, preserve_mean=True)
-    nets.append(("per-row", q, q.dequantized_weights().astype(np.float64)))
+    nets.append(("per-row", q, q.effective_weights()))
     return X, nets
 
 
@@ -100,7 +102,7 @@ def test_extreme_codebooks_end_in_fixed_points():
     the exact fields, up to near-ties below float64 resolution."""
     X = random_patterns(12, 48, seed=48)
     q = HopfieldNetwork.from_patterns(X).quantize(8, "pow2")
-    W = q.dequantized_weights().astype(np.float64)
+    W = q.effective_weights()
     res = q.recall(flip_noise(X, 0.3, seed=1), seed=7)
     assert res.converged.all()
     for s in res.states:
@@ -131,7 +133,7 @@ def test_one_bit_ties_are_exact():
     """Even N-1 with 1-bit weights gives exact zero fields; ties keep the state."""
     X = random_patterns(4, 11, seed=0)
     q = HopfieldNetwork.from_patterns(X).quantize(1)
-    W = q.dequantized_weights().astype(np.float64)
+    W = q.effective_weights()
     cues = random_patterns(30, 11, seed=1)
     H = q.fields(cues)
     assert np.any(H == 0.0)
@@ -144,13 +146,22 @@ def test_one_bit_ties_are_exact():
 def test_fields_and_energy_match_direct_computation():
     X = random_patterns(6, 50, seed=3)
     net = HopfieldNetwork.from_patterns(X)
-    q = net.quantize(4, "lloyd")
-    for n in (net, q):
-        W = n.weights.astype(np.float64) if n is net else n.dequantized_weights().astype(np.float64)
+    for n in (net, net.quantize(4, "lloyd"), net.quantize(3, "uniform", preserve_mean=True)):
+        W = n.weights.astype(np.float64) if n is net else n.effective_weights()
         S = random_patterns(4, 50, seed=5)
         np.testing.assert_allclose(n.fields(S), S @ W.T, rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(n.energy(S), -0.5 * np.einsum("ij,ij->i", S @ W.T, S), rtol=1e-12)
         assert n.fields(S[0]).shape == (50,) and isinstance(n.energy(S[0]), float)
+
+
+def test_uniform_networks_run_on_exact_affine_weights():
+    X = random_patterns(10, 64, seed=0)
+    net = HopfieldNetwork.from_patterns(X)
+    for pm in (False, True):
+        q = net.quantize(3, "uniform", preserve_mean=pm)
+        assert q._affine
+        np.testing.assert_allclose(q.effective_weights(), q.dequantized_weights(), rtol=1e-6, atol=1e-9)
+    assert not net.quantize(3, "lloyd")._affine
 
 
 def test_quantized_network_reads_codes_not_floats():
