@@ -62,7 +62,7 @@ def _networks(N, P, seed):
     X = random_patterns(P, N, seed=seed)
     net = HopfieldNetwork.from_patterns(X)
     nets = [("float", net, net.weights.astype(np.float64))]
-    for bits in (1, 2, 3, 5, 8):
+    for bits in range(1, 9):
         for scheme in SCHEMES:
             if scheme == "pow2" and bits > 5:
                 # levels c 2^-j down to j = 127: float64 field sums are no longer exact,
