@@ -10,7 +10,9 @@ Layout (all integers little-endian)::
                  packed codes (ceil(size*bits/8) bytes), then params (float32, C order)
     end - 4    CRC-32 of every preceding byte (uint32) 4 bytes
 
-So a file holding tensors T_i is exactly ``16 + h + sum(T_i.nbytes)`` bytes.  The JSON
+Plain numeric arrays (biases, layers left unquantized) may be stored beside quantized
+tensors, as their little-endian bytes.  A file holding quantized tensors T_i and arrays
+A_j is exactly ``16 + h + sum(T_i.nbytes) + sum(A_j.nbytes)`` bytes.  The JSON
 header lists each tensor's name, shape, dtype, bits, scheme, layout and fit provenance,
 plus a free ``metadata`` object (e.g. a model architecture).  Writes are atomic: a
 temporary file in the target directory is fsynced and renamed over the target.
@@ -60,15 +62,17 @@ def _atomic_write(path: Path, chunks: list[bytes]) -> None:
         raise
 
 
-def save(path: str | os.PathLike, tensors: Mapping[str, QuantizedTensor], metadata: Mapping[str, Any] | None = None) -> int:
-    """Write named quantized tensors to one file, atomically.
+def save(path: str | os.PathLike, tensors: Mapping[str, QuantizedTensor | np.ndarray],
+         metadata: Mapping[str, Any] | None = None) -> int:
+    """Write named quantized tensors (and plain arrays) to one file, atomically.
 
     Parameters
     ----------
     path : str or PathLike
         Destination; parent directories are created.
-    tensors : mapping of str to QuantizedTensor
-        Non-empty names; order is kept.
+    tensors : mapping of str to QuantizedTensor or ndarray
+        Non-empty names; order is kept.  Plain arrays must be numeric (float, int or
+        uint) and are stored exactly.
     metadata : mapping, optional
         JSON-serialisable extra information stored in the header.
 
@@ -83,13 +87,20 @@ def save(path: str | os.PathLike, tensors: Mapping[str, QuantizedTensor], metada
     for name, qt in tensors.items():
         if not isinstance(name, str) or not name:
             raise ValueError(f"tensor names must be non-empty strings, got {name!r}.")
+        if isinstance(qt, np.ndarray):
+            if qt.dtype.kind not in "fiu":
+                raise TypeError(f"tensors[{name!r}] has dtype {qt.dtype}; plain arrays must be float, int or uint.")
+            arr = np.ascontiguousarray(qt, dtype=qt.dtype.newbyteorder("<"))
+            entries.append({"name": name, "kind": "array", "shape": list(arr.shape), "dtype": arr.dtype.str})
+            payload.append(arr.tobytes())
+            continue
         if not isinstance(qt, QuantizedTensor):
-            raise TypeError(f"tensors[{name!r}] must be a QuantizedTensor, got {type(qt).__name__}.")
+            raise TypeError(f"tensors[{name!r}] must be a QuantizedTensor or a numpy array, got {type(qt).__name__}.")
         codes = pack_bits(qt.codes, qt.bits)
         entries.append({
             "name": name, "shape": list(qt.shape), "dtype": qt.dtype, "bits": qt.bits, "scheme": qt.scheme,
             "axis": qt.axis, "group_size": qt.group_size, "objective": qt.objective, "gain": qt.gain,
-            "preserve_mean": qt.preserve_mean, "rows": qt.n_rows,
+            "preserve_mean": qt.preserve_mean, "rows": qt.n_rows, "kind": "quantized",
         })
         payload += [codes.tobytes(), qt.params.astype("<f4").tobytes()]
     try:
@@ -121,7 +132,8 @@ def load(path: str | os.PathLike, *, return_metadata: bool = False):
 
     Returns
     -------
-    dict of str to QuantizedTensor, or (that dict, metadata) when return_metadata.
+    dict of str to QuantizedTensor (or ndarray for plain arrays), or (that dict,
+    metadata) when return_metadata.
 
     Raises
     ------
@@ -148,7 +160,9 @@ def load(path: str | os.PathLike, *, return_metadata: bool = False):
         header = json.loads(zlib.decompress(data[_PREFIX.size:hend]).decode("utf-8"))
         entries = header["tensors"]
         metadata = header["metadata"]
-        sizes = [(packed_nbytes(np.prod(e["shape"], dtype=np.int64), e["bits"]),
+        sizes = [(int(np.prod(e["shape"], dtype=np.int64)) * np.dtype(e["dtype"]).itemsize, 0)
+                 if e.get("kind") == "array" else
+                 (packed_nbytes(np.prod(e["shape"], dtype=np.int64), e["bits"]),
                   4 * int(e["rows"]) * n_params(e["scheme"], e["bits"])) for e in entries]
     except (zlib.error, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise _fail(p, f"corrupted header ({type(exc).__name__}: {exc})") from None
@@ -160,11 +174,16 @@ def load(path: str | os.PathLike, *, return_metadata: bool = False):
     (stored,) = _CRC.unpack_from(data, len(data) - _CRC.size)
     if zlib.crc32(memoryview(data)[: len(data) - _CRC.size]) != stored:
         raise _fail(p, "corrupted: checksum mismatch (the payload was modified or damaged)")
-    out: dict[str, QuantizedTensor] = {}
+    out: dict[str, QuantizedTensor | np.ndarray] = {}
     pos = hend
     try:
         for e, (ncode, npar) in zip(entries, sizes):
             shape = tuple(int(s) for s in e["shape"])
+            if e.get("kind") == "array":
+                dt = np.dtype(e["dtype"])
+                out[e["name"]] = np.frombuffer(data, dt, ncode // dt.itemsize, pos).reshape(shape).astype(dt.newbyteorder("="))
+                pos += ncode
+                continue
             codes = unpack_bits(np.frombuffer(data, np.uint8, ncode, pos), e["bits"], int(np.prod(shape, dtype=np.int64)))
             pos += ncode
             P = n_params(e["scheme"], e["bits"])

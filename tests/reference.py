@@ -210,3 +210,37 @@ def sync_recall(W, s0, max_sweeps):
             return new, sweep + 1, False
         prev, s = s, new
     return s, max_sweeps, False
+
+
+# ---------------------------------------------------------------------- CNN layers
+
+
+def conv2d(x, W, b, stride, pad, groups):
+    """Direct loops over every output element."""
+    N, C, H, Wd = x.shape
+    O, Cg, k, _ = W.shape
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    OH = (H + 2 * pad - k) // stride + 1
+    OW = (Wd + 2 * pad - k) // stride + 1
+    og = O // groups
+    y = np.zeros((N, O, OH, OW))
+    for n in range(N):
+        for o in range(O):
+            g = o // og
+            for i in range(OH):
+                for j in range(OW):
+                    patch = xp[n, g * Cg:(g + 1) * Cg, i * stride:i * stride + k, j * stride:j * stride + k]
+                    y[n, o, i, j] = np.sum(patch * W[o]) + (b[o] if b is not None else 0.0)
+    return y
+
+
+def pool2d(x, k, stride, op):
+    N, C, H, W = x.shape
+    OH, OW = (H - k) // stride + 1, (W - k) // stride + 1
+    y = np.zeros((N, C, OH, OW))
+    for n in range(N):
+        for c in range(C):
+            for i in range(OH):
+                for j in range(OW):
+                    y[n, c, i, j] = op(x[n, c, i * stride:i * stride + k, j * stride:j * stride + k])
+    return y

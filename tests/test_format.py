@@ -136,7 +136,22 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path, tensors):
 def test_save_validation(tmp_path, tensors):
     with pytest.raises(ValueError, match="non-empty mapping"):
         save(tmp_path / "x.hq", {})
-    with pytest.raises(TypeError, match="must be a QuantizedTensor"):
-        save(tmp_path / "x.hq", {"a": np.zeros(3)})
+    with pytest.raises(TypeError, match="must be a QuantizedTensor or a numpy array"):
+        save(tmp_path / "x.hq", {"a": [1.0, 2.0]})
+    with pytest.raises(TypeError, match="plain arrays must be float, int or uint"):
+        save(tmp_path / "x.hq", {"a": np.array(["x"])})
     with pytest.raises(ValueError, match="non-empty strings"):
         save(tmp_path / "x.hq", {"": tensors["hebb"]})
+
+
+def test_plain_arrays_beside_quantized_tensors(tmp_path, tensors):
+    arrays = {"bias": np.arange(5, dtype=np.float32) / 3, "idx": np.arange(6, dtype=np.int64).reshape(2, 3),
+              "h": np.ones(3, np.float16)}
+    path = tmp_path / "mixed.hq"
+    save(path, {**tensors, **arrays})
+    loaded = load(path)
+    for k, a in arrays.items():
+        assert loaded[k].dtype == a.dtype and loaded[k].shape == a.shape
+        np.testing.assert_array_equal(loaded[k], a)
+    expected = 16 + _header_len(path) + sum(t.nbytes for t in tensors.values()) + sum(a.nbytes for a in arrays.values())
+    assert os.path.getsize(path) == expected

@@ -1,0 +1,249 @@
+"""The model container: a sequence of layers (residual blocks nest their own)."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .layers import BatchNorm, Conv2D, Dense, Identity, Layer, Residual, layer_from_config
+
+__all__ = ["Sequential", "fold_batchnorm", "MODEL_FORMAT"]
+
+MODEL_FORMAT = "hopfield-quant/feedforward-model/1"
+
+
+class Sequential:
+    """Layers applied in order to inputs of shape (N, *input_shape).
+
+    Parameters
+    ----------
+    layers : list of Layer
+    input_shape : tuple of int
+        Shape of one sample, e.g. (1, 8, 8).
+    seed : int, Generator or None
+        Initialisation of the parameters that are not set yet.
+
+    Examples
+    --------
+    >>> from feedforward.layers import Conv2D, ReLU, Flatten, Dense
+    >>> m = Sequential([Conv2D(1, 4, 3, padding=1), ReLU(), Flatten(), Dense(4 * 8 * 8, 10)], (1, 8, 8), seed=0)
+    >>> m.forward(np.zeros((2, 1, 8, 8), np.float32)).shape
+    (2, 10)
+    """
+
+    def __init__(self, layers: list[Layer], input_shape: tuple[int, ...], seed: int | np.random.Generator | None = 0):
+        if not layers or not all(isinstance(layer, Layer) for layer in layers):
+            raise TypeError("layers must be a non-empty list of Layer objects.")
+        self.layers = list(layers)
+        self.input_shape = tuple(int(s) for s in input_shape)
+        rng = np.random.default_rng(seed)
+        s = self.input_shape
+        for layer in self.layers:
+            s = layer.build(s, rng)
+        self.output_shape = s
+
+    # ------------------------------------------------------------------ running
+
+    def _check_input(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x)
+        if x.ndim != len(self.input_shape) + 1 or x.shape[1:] != self.input_shape:
+            raise ValueError(f"input has shape {x.shape}; this model expects (N, {', '.join(map(str, self.input_shape))}).")
+        if x.dtype.kind not in "fiu":
+            raise TypeError(f"input must be numeric, got dtype {x.dtype}.")
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if not np.isfinite(x).all():
+            raise ValueError("input contains NaN or inf values.")
+        return x
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        """Outputs (logits) for a batch; ``train=True`` caches for :meth:`backward`."""
+        y = self._check_input(x)
+        for layer in self.layers:
+            y = layer.forward(y, train)
+        return y
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        d = np.asarray(dy, np.float32)
+        for layer in reversed(self.layers):
+            d = layer.backward(d)
+        return d
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class predictions (argmax of the logits), in batches."""
+        x = np.asarray(x)
+        return np.concatenate([self.forward(x[i:i + batch_size]).argmax(axis=1)
+                               for i in range(0, len(x), batch_size)])
+
+    def accuracy(self, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
+        return float(np.mean(self.predict(x, batch_size) == np.asarray(y)))
+
+    def zero_grads(self) -> None:
+        for layer in self.layers:
+            layer.zero_grads()
+
+    # ------------------------------------------------------------- inspection
+
+    def named_layers(self) -> list[tuple[str, Layer]]:
+        """Every layer with its dotted path ("3", "5.body.0"), depth first."""
+        out = []
+
+        def walk(prefix, layer):
+            out.append((prefix, layer))
+            for name, child in layer.children():
+                walk(f"{prefix}.{name}", child)
+
+        for i, layer in enumerate(self.layers):
+            walk(str(i), layer)
+        return out
+
+    def named_parameters(self) -> dict[str, np.ndarray]:
+        """All parameters and BatchNorm running statistics as "path.name" -> array."""
+        out = {}
+        for path, layer in self.named_layers():
+            for k, v in layer.params.items():
+                out[f"{path}.{k}"] = v
+            for k, v in getattr(layer, "state", {}).items():
+                out[f"{path}.{k}"] = v
+        return out
+
+    def set_parameters(self, arrays: dict[str, np.ndarray]) -> None:
+        """Load arrays by name; names and shapes must match exactly."""
+        own = self.named_parameters()
+        missing, extra = set(own) - set(arrays), set(arrays) - set(own)
+        if missing or extra:
+            raise ValueError(f"parameters do not match the architecture: missing {sorted(missing)[:5]}, "
+                             f"unexpected {sorted(extra)[:5]}.")
+        layers = dict(self.named_layers())
+        for name, a in arrays.items():
+            path, key = name.rsplit(".", 1)
+            layer = layers[path]
+            target = layer.params if key in layer.params else layer.state
+            if np.shape(a) != target[key].shape:
+                raise ValueError(f"parameter {name} has shape {np.shape(a)}, expected {target[key].shape}.")
+            a = np.asarray(a)
+            if a.dtype.kind != "f" or not np.isfinite(a).all():
+                raise ValueError(f"parameter {name} must be finite floats (found NaN/inf or dtype {a.dtype}).")
+            target[key] = np.ascontiguousarray(a, dtype=np.float32)
+
+    def n_params(self) -> int:
+        """Trainable parameters (BatchNorm running statistics excluded)."""
+        return sum(v.size for _, layer in self.named_layers() for v in layer.params.values())
+
+    def macs(self) -> int:
+        """Multiply-accumulates per sample."""
+        total, s = 0, self.input_shape
+        for layer in self.layers:
+            total += layer.macs(s)
+            s = layer.output_shape(s)
+        return total
+
+    def config(self) -> dict:
+        return {"format": MODEL_FORMAT, "input_shape": list(self.input_shape),
+                "layers": [layer.config() for layer in self.layers]}
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> Sequential:
+        if not isinstance(cfg, dict) or cfg.get("format") != MODEL_FORMAT:
+            raise ValueError(f"not a model architecture of format {MODEL_FORMAT!r}.")
+        return cls([layer_from_config(c) for c in cfg["layers"]], tuple(cfg["input_shape"]), seed=0)
+
+    def summary(self) -> str:
+        lines, s = [], self.input_shape
+        for i, layer in enumerate(self.layers):
+            o = layer.output_shape(s)
+            n = sum(v.size for _, sub in [(None, layer)] + layer.children() for v in sub.params.values())
+            lines.append(f"{i:>3} {layer!r:<60} {str(o):<16} {n:>9,}")
+            s = o
+        lines.append(f"parameters {self.n_params():,}, MACs per sample {self.macs():,}")
+        return "\n".join(lines)
+
+    # ---------------------------------------------------------------- files
+
+    def save(self, path: str | os.PathLike) -> int:
+        """Write the float32 model: one .npz holding the architecture as JSON
+        (``__architecture__``) and every parameter; atomic.  Returns the size in bytes."""
+        buf = io.BytesIO()
+        arrays = {"__architecture__": np.frombuffer(json.dumps(self.config()).encode(), np.uint8)}
+        arrays.update(self.named_parameters())
+        np.savez(buf, **arrays)
+        _atomic_write(Path(path), buf.getvalue())
+        return len(buf.getvalue())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Sequential:
+        """Read a model written by :meth:`save`; clear errors for damaged files."""
+        p = Path(path)
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise ValueError(f"{p}: not a readable model file ({type(exc).__name__}: {exc}); "
+                             "it may be truncated or corrupted.") from None
+        if "__architecture__" not in arrays:
+            raise ValueError(f"{p}: no __architecture__ entry; not a model file written by Sequential.save.")
+        try:
+            cfg = json.loads(arrays.pop("__architecture__").tobytes().decode())
+            model = cls.from_config(cfg)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{p}: corrupted architecture ({exc}).") from None
+        except ValueError as exc:
+            raise ValueError(f"{p}: {exc}") from None
+        model.set_parameters(arrays)
+        return model
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _fold_list(layers: list[Layer]) -> list[Layer]:
+    out: list[Layer] = []
+    for layer in layers:
+        if isinstance(layer, Residual):
+            layer.body = _fold_list(layer.body)
+        if isinstance(layer, BatchNorm) and out and isinstance(out[-1], (Conv2D, Dense)):
+            ident = Identity()
+            ident.input_shape = layer.input_shape
+            prev = out[-1]
+            st = layer.state
+            scale = layer.params["weight"].astype(np.float64) / np.sqrt(st["running_var"].astype(np.float64) + layer.eps)
+            W = prev.params["weight"].astype(np.float64)
+            b = prev.params.get("bias", np.zeros(W.shape[0])).astype(np.float64)
+            shape = (-1,) + (1,) * (W.ndim - 1)
+            prev.params["weight"] = (W * scale.reshape(shape)).astype(np.float32)
+            prev.params["bias"] = ((b - st["running_mean"]) * scale + layer.params["bias"]).astype(np.float32)
+            prev.bias = True
+            out.append(ident)
+            continue
+        out.append(layer)
+    return out
+
+
+def fold_batchnorm(model: Sequential) -> Sequential:
+    """A copy of ``model`` with every BatchNorm that follows a Conv2D or Dense folded
+    into it (inference statistics): W' = W gamma / sqrt(var + eps),
+    b' = (b - mean) gamma / sqrt(var + eps) + beta, leaving an Identity in its place so
+    that layer paths are unchanged.  Outputs are unchanged up to float32 rounding."""
+    m = copy.deepcopy(model)
+    m.layers = _fold_list(m.layers)
+    return m

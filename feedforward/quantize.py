@@ -1,0 +1,230 @@
+"""Post-training quantization of a model through the shared core, with no data.
+
+Every Conv2D and Dense weight is quantized with :func:`quantization.quantize` (per
+output channel by default); biases stay float32.  BatchNorm layers are folded into the
+preceding conv/dense first, so the quantized weights are the ones inference uses.
+
+Inference reads dequantized float32 weights, materialised once when a quantized model
+is built or loaded: the convolutions then run as float32 BLAS GEMMs, the fastest path on
+a CPU, and the saving that matters (storage and transfer) is in the file, which holds
+only packed codes and codebooks.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+
+import quantization as qz
+
+from .layers import Conv2D, Dense
+from .model import MODEL_FORMAT, Sequential, fold_batchnorm
+
+__all__ = ["QuantizedModel", "quantize_model", "load_quantized", "accuracy_vs_bits", "plot_accuracy_vs_bits"]
+
+QMODEL_FORMAT = "hopfield-quant/quantized-model/1"
+
+
+class QuantizedModel:
+    """A model whose conv/dense weights are quantized.
+
+    Attributes
+    ----------
+    model : Sequential
+        Runs inference on the dequantized weights (same architecture, BN folded).
+    quantized : dict of str to QuantizedTensor
+        The quantized weights by parameter name ("3.weight", "5.body.0.weight").
+    report : list of dict
+        Per layer: layer, type, params, bits, rho, sqnr_db, bytes (packed codes +
+        codebook), float_bytes.
+    settings : dict
+        How the weights were quantized.
+    """
+
+    def __init__(self, model: Sequential, quantized: dict, report: list[dict], settings: dict):
+        self.model, self.quantized, self.report, self.settings = model, quantized, report, settings
+
+    def predict(self, x, batch_size: int = 256):
+        return self.model.predict(x, batch_size)
+
+    def accuracy(self, x, y, batch_size: int = 256) -> float:
+        return self.model.accuracy(x, y, batch_size)
+
+    def forward(self, x):
+        return self.model.forward(x)
+
+    def save(self, path: str | os.PathLike) -> int:
+        """Write the compressed model (architecture + packed codes + codebooks + float
+        biases) in the core's file format, atomically; returns its size in bytes, the
+        storage figure of the model."""
+        tensors: dict = {}
+        for name, arr in self.model.named_parameters().items():
+            tensors[name] = self.quantized.get(name, arr)
+        meta = {"format": QMODEL_FORMAT, "architecture": self.model.config(), "settings": self.settings}
+        return qz.save(path, tensors, metadata=meta)
+
+
+def load_quantized(path: str | os.PathLike) -> QuantizedModel:
+    """Read a compressed model written by :meth:`QuantizedModel.save`; predictions are
+    bit-for-bit those of the saved model."""
+    tensors, meta = qz.load(path, return_metadata=True)
+    if meta.get("format") != QMODEL_FORMAT:
+        raise qz.FormatError(f"{path}: not a quantized model file (format {meta.get('format')!r}).")
+    try:
+        model = Sequential.from_config(meta["architecture"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise qz.FormatError(f"{path}: bad architecture ({exc}).") from None
+    quantized = {k: v for k, v in tensors.items() if isinstance(v, qz.QuantizedTensor)}
+    arrays = {k: (v.dequantize() if isinstance(v, qz.QuantizedTensor) else v) for k, v in tensors.items()}
+    model.set_parameters(arrays)
+    return QuantizedModel(model, quantized, [], meta.get("settings", {}))
+
+
+def _resolve_skip(model: Sequential, skip: Iterable[str]) -> set[str]:
+    paths = [p for p, layer in model.named_layers() if isinstance(layer, (Conv2D, Dense))]
+    out = set()
+    for s in skip:
+        if s == "first":
+            out.add(paths[0])
+        elif s == "last":
+            out.add(paths[-1])
+        elif s in paths:
+            out.add(s)
+        else:
+            raise ValueError(f"skip names {s!r}, which is not a conv/dense layer; choose from 'first', 'last', "
+                             f"{', '.join(paths)}.")
+    return out
+
+
+def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str = "uniform",
+                   objective: str = "correlation", axis: str | None = "out_channel", group_size: int | None = None,
+                   gain: str = "unbiased", preserve_mean: bool = False, skip: Iterable[str] = (),
+                   fold_bn: bool = True) -> QuantizedModel:
+    """Quantize every Conv2D/Dense weight of ``model`` through :func:`quantization.quantize`.
+
+    Parameters
+    ----------
+    model : Sequential
+        Not modified.
+    bits : int or mapping of layer path to int
+        One width for every layer, or per layer ("0": 8, "8": 4, ...); layers missing
+        from a mapping stay float32.
+    scheme, objective, gain, preserve_mean :
+        Passed to the core (see :func:`quantization.quantize`).  With BatchNorm folded,
+        each output channel feeds the next layer's fixed statistics, so ``gain`` and
+        ``preserve_mean`` matter: see the README's measurements.
+    axis : "out_channel" or None
+        Per output channel codebooks (axis 0 of (O, I, k, k) and (O, I) weights), or
+        one per tensor.
+    group_size : int or None
+        Per-group codebooks along the last axis instead (exclusive with axis).
+    skip : iterable of str
+        Layers left in float32: paths ("0", "5.body.3"), "first" and/or "last" (the
+        first and last conv/dense layers, a common choice).  Default: quantize all.
+    fold_bn : bool, default True
+        Fold BatchNorm into the preceding conv/dense before quantizing.
+
+    Returns
+    -------
+    QuantizedModel
+    """
+    if axis not in ("out_channel", None):
+        raise ValueError(f"axis={axis!r} is not supported; use 'out_channel' or None.")
+    base = fold_batchnorm(model) if fold_bn else copy.deepcopy(model)
+    skipped = _resolve_skip(base, skip)
+    quantized, report = {}, []
+    for path, layer in base.named_layers():
+        if not isinstance(layer, (Conv2D, Dense)):
+            continue
+        w = layer.params["weight"]
+        b = bits.get(path) if isinstance(bits, Mapping) else bits
+        row = {"layer": path, "type": layer.kind, "params": int(w.size), "float_bytes": int(w.nbytes)}
+        if b is None or path in skipped:
+            report.append({**row, "bits": 32, "rho": 1.0, "sqnr_db": float("inf"), "bytes": int(w.nbytes)})
+            continue
+        qt = qz.quantize(w, b, scheme, objective, axis=0 if axis == "out_channel" and group_size is None else None,
+                         group_size=group_size, gain=gain, preserve_mean=preserve_mean)
+        quantized[f"{path}.weight"] = qt
+        layer.params["weight"] = qt.dequantize()
+        report.append({**row, "bits": int(b), "rho": qt.correlation(w), "sqnr_db": qt.sqnr_db(w),
+                       "bytes": int(qt.nbytes)})
+    settings = dict(bits=dict(bits) if isinstance(bits, Mapping) else int(bits), scheme=scheme, objective=objective,
+                    axis=axis, group_size=group_size, gain=gain, preserve_mean=bool(preserve_mean),
+                    skip=sorted(skipped), fold_bn=bool(fold_bn))
+    return QuantizedModel(base, quantized, report, settings)
+
+
+def accuracy_vs_bits(model: Sequential, x: np.ndarray, y: np.ndarray, bits: Iterable[int] = range(1, 9),
+                     schemes: Iterable[str] = ("uniform", "exponential"),
+                     objectives: Iterable[str] = ("correlation", "minmax"), gains: Iterable[str] = ("unbiased",),
+                     preserve_means: Iterable[bool] = (False,), axis: str | None = "out_channel",
+                     skip: Iterable[str] = (), progress: bool = False) -> list[dict]:
+    """Accuracy, accuracy drop and compression ratio (float32 file / compressed file)
+    for every combination; no data is used for quantization, (x, y) only evaluates.
+
+    Returns
+    -------
+    list of dict
+        One row per (scheme, objective, gain, preserve_mean, bits): accuracy,
+        float_accuracy, accuracy_drop (percentage points), mean_rho (parameter-weighted),
+        compressed_bytes, float_bytes, compression_ratio, seconds.
+    """
+    from tqdm.auto import tqdm
+
+    with tempfile.TemporaryDirectory() as d:
+        float_bytes = os.path.getsize(Path(d) / "f.npz") if model.save(Path(d) / "f.npz") else 0
+        float_acc = fold_batchnorm(model).accuracy(x, y)
+        combos = [(s, o, g, pm, b) for s in schemes for o in objectives for g in gains for pm in preserve_means
+                  for b in bits]
+        rows = []
+        for s, o, g, pm, b in tqdm(combos, desc="accuracy vs bits", disable=not progress):
+            t0 = time.perf_counter()
+            qm = quantize_model(model, b, s, o, axis=axis, gain=g, preserve_mean=pm, skip=skip)
+            size = qm.save(Path(d) / "q.hq")
+            acc = qm.accuracy(x, y)
+            n = sum(r["params"] for r in qm.report)
+            rows.append(dict(scheme=s, objective=o, gain=g, preserve_mean=pm, bits=b, accuracy=acc,
+                             float_accuracy=float_acc, accuracy_drop=100 * (float_acc - acc),
+                             mean_rho=sum(r["rho"] * r["params"] for r in qm.report) / n, compressed_bytes=size,
+                             float_bytes=float_bytes, compression_ratio=float_bytes / size,
+                             seconds=time.perf_counter() - t0))
+    return rows
+
+
+def plot_accuracy_vs_bits(rows: list[dict], path, title: str = "") -> None:
+    """Accuracy and compression ratio versus bits, one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    keys = list(dict.fromkeys((r["scheme"], r["objective"], r["gain"], r["preserve_mean"]) for r in rows))
+    for key in keys:
+        sel = sorted((r for r in rows if (r["scheme"], r["objective"], r["gain"], r["preserve_mean"]) == key),
+                     key=lambda r: r["bits"])
+        label = f"{key[0]}, {key[1]}, gain {key[2]}" + (", mean" if key[3] else "")
+        style = "-" if key[1] == "correlation" else "--"
+        line, = a1.plot([r["bits"] for r in sel], [100 * r["accuracy"] for r in sel], style, marker="o", ms=3,
+                        label=label)
+        a2.plot([r["bits"] for r in sel], [r["compression_ratio"] for r in sel], style, marker="o", ms=3,
+                color=line.get_color())
+    a1.axhline(100 * rows[0]["float_accuracy"], color="k", ls=":", label="float32")
+    a1.set(xlabel="bits per weight", ylabel="accuracy (%)", title=title or "accuracy versus bits")
+    a2.set(xlabel="bits per weight", ylabel="float32 file / compressed file", title="compression ratio")
+    a1.legend(fontsize=7)
+    for a in (a1, a2):
+        a.grid(True, alpha=0.3)
+    fig.tight_layout()
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.stem + ".tmp" + p.suffix)
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(p)
