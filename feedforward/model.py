@@ -6,11 +6,12 @@ import copy
 import io
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from quantization import atomic_write
 
 from .layers import BatchNorm, Conv2D, Dense, Identity, Layer, Residual, layer_from_config
 
@@ -173,7 +174,7 @@ class Sequential:
         arrays = {"__architecture__": np.frombuffer(json.dumps(self.config()).encode(), np.uint8)}
         arrays.update(self.named_parameters())
         np.savez(buf, **arrays)
-        _atomic_write(Path(path), buf.getvalue())
+        atomic_write(path, buf.getvalue())
         return len(buf.getvalue())
 
     @classmethod
@@ -199,21 +200,6 @@ class Sequential:
             raise ValueError(f"{p}: {exc}") from None
         model.set_parameters(arrays)
         return model
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _fold_list(layers: list[Layer]) -> list[Layer]:

@@ -24,7 +24,7 @@ import numpy as np
 import quantization as qz
 
 from .layers import Conv2D, Dense
-from .model import MODEL_FORMAT, Sequential, fold_batchnorm
+from .model import Sequential, fold_batchnorm
 
 __all__ = ["QuantizedModel", "quantize_model", "load_quantized", "accuracy_vs_bits", "plot_accuracy_vs_bits"]
 
@@ -104,7 +104,7 @@ def _resolve_skip(model: Sequential, skip: Iterable[str]) -> set[str]:
 
 def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str = "uniform",
                    objective: str = "correlation", axis: str | None = "out_channel", group_size: int | None = None,
-                   gain: str = "unbiased", preserve_mean: bool = False, skip: Iterable[str] = (),
+                   gain: str = "unbiased", preserve_mean: bool = True, skip: Iterable[str] = (),
                    fold_bn: bool = True) -> QuantizedModel:
     """Quantize every Conv2D/Dense weight of ``model`` through :func:`quantization.quantize`.
 
@@ -116,9 +116,12 @@ def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str
         One width for every layer, or per layer ("0": 8, "8": 4, ...); layers missing
         from a mapping stay float32.
     scheme, objective, gain, preserve_mean :
-        Passed to the core (see :func:`quantization.quantize`).  With BatchNorm folded,
-        each output channel feeds the next layer's fixed statistics, so ``gain`` and
-        ``preserve_mean`` matter: see the README's measurements.
+        Passed to the core (see :func:`quantization.quantize`).  Each output channel
+        feeds the next layer's fixed (folded BatchNorm) statistics, so ``gain`` and
+        ``preserve_mean`` matter.  The defaults, slope-1 gain with preserved channel
+        means, come from ``bench/cnn_study.py``: on LeNet-5+BN/MNIST at 2 bits they
+        lift uniform from 94.5% to 98.2% and exponential from 96.8% to 98.7% (float
+        99.26%), and they are best or tied-best at 3 bits.
     axis : "out_channel" or None
         Per output channel codebooks (axis 0 of (O, I, k, k) and (O, I) weights), or
         one per tensor.
@@ -163,7 +166,7 @@ def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str
 def accuracy_vs_bits(model: Sequential, x: np.ndarray, y: np.ndarray, bits: Iterable[int] = range(1, 9),
                      schemes: Iterable[str] = ("uniform", "exponential"),
                      objectives: Iterable[str] = ("correlation", "minmax"), gains: Iterable[str] = ("unbiased",),
-                     preserve_means: Iterable[bool] = (False,), axis: str | None = "out_channel",
+                     preserve_means: Iterable[bool] = (True,), axis: str | None = "out_channel",
                      skip: Iterable[str] = (), progress: bool = False) -> list[dict]:
     """Accuracy, accuracy drop and compression ratio (float32 file / compressed file)
     for every combination; no data is used for quantization, (x, y) only evaluates.

@@ -17,12 +17,16 @@ def digits_cnn(seed: int = 0) -> Sequential:
     ], (1, 8, 8), seed=seed)
 
 
-def lenet(seed: int = 0) -> Sequential:
-    """LeNet-5 style for 28x28 inputs (LeCun et al. 1998), ReLU and max-pooling."""
+def lenet(batchnorm: bool = False, seed: int = 0) -> Sequential:
+    """LeNet-5 style for 28x28 inputs (LeCun et al. 1998), ReLU and max-pooling;
+    ``batchnorm`` adds BatchNorm after every conv and hidden dense layer."""
+    def bn(c):
+        return [BatchNorm(c)] if batchnorm else []
+
     return Sequential([
-        Conv2D(1, 6, 5, padding=2), ReLU(), MaxPool2D(2),
-        Conv2D(6, 16, 5), ReLU(), MaxPool2D(2),
-        Flatten(), Dense(16 * 5 * 5, 120), ReLU(), Dense(120, 84), ReLU(), Dense(84, 10),
+        Conv2D(1, 6, 5, padding=2), *bn(6), ReLU(), MaxPool2D(2),
+        Conv2D(6, 16, 5), *bn(16), ReLU(), MaxPool2D(2),
+        Flatten(), Dense(16 * 5 * 5, 120), *bn(120), ReLU(), Dense(120, 84), *bn(84), ReLU(), Dense(84, 10),
     ], (1, 28, 28), seed=seed)
 
 

@@ -22,6 +22,7 @@ chooses the levels to maximise it.
 
 from ._core import QuantizedTensor, quantize
 from ._format import FORMAT_VERSION, FormatError, load, save
+from ._io import atomic_write
 from ._packing import pack_bits, packed_nbytes, unpack_bits
 from ._validate import GAINS, OBJECTIVES, SCHEMES
 from .metrics import correlation, sqnr_db
@@ -38,6 +39,7 @@ __all__ = [
     "load",
     "FormatError",
     "FORMAT_VERSION",
+    "atomic_write",
     "correlation",
     "sqnr_db",
     "SCHEMES",

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ._core import QuantizedTensor, n_params
+from ._io import atomic_write
 from ._packing import pack_bits, packed_nbytes, unpack_bits
 
 __all__ = ["save", "load", "FormatError", "FORMAT_VERSION"]
@@ -44,22 +44,6 @@ _CRC = struct.Struct("<I")
 
 class FormatError(ValueError):
     """A file is not a valid hopfield-quant file (truncated, corrupted, wrong version)."""
-
-
-def _atomic_write(path: Path, chunks: list[bytes]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for c in chunks:
-                f.write(c)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save(path: str | os.PathLike, tensors: Mapping[str, QuantizedTensor | np.ndarray],
@@ -113,8 +97,7 @@ def save(path: str | os.PathLike, tensors: Mapping[str, QuantizedTensor | np.nda
     for c in body:
         crc = zlib.crc32(c, crc)
     body.append(_CRC.pack(crc))
-    _atomic_write(Path(path), body)
-    return sum(len(c) for c in body)
+    return atomic_write(path, body)
 
 
 def _fail(path: Path, problem: str) -> FormatError:
