@@ -169,3 +169,13 @@ def test_unknown_layer_and_damaged_files(trained, tmp_path):
     (tmp_path / "q2.hq").write_bytes(d[:-100])
     with pytest.raises(FormatError, match="truncated"):
         load_quantized(tmp_path / "q2.hq")
+
+
+def test_adam_and_dropout_training(digits):
+    from feedforward import Adam, Dense, Dropout, Flatten, ReLU
+
+    xtr, ytr, xte, yte = digits
+    m = Sequential([Flatten(), Dense(64, 32), ReLU(), Dropout(0.2, seed=1), Dense(32, 10)], (1, 8, 8), seed=0)
+    h = train(m, xtr, ytr, epochs=8, batch_size=32, optimizer=Adam(lr=3e-3, weight_decay=1e-4), seed=0,
+              x_val=xte, y_val=yte, progress=False)
+    assert h[-1]["loss"] < 0.5 * h[0]["loss"] and h[-1]["val_accuracy"] > 0.9
