@@ -19,12 +19,16 @@ static noise", Phys. Rev. A 34, 2571 (1986).
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
+
+from quantization import atomic_write
 
 from ._validate import check_fraction, check_positive_int
 from .measures import target_overlaps
@@ -39,6 +43,8 @@ __all__ = [
     "basins",
     "recall_vs_bits",
     "basin_radii",
+    "critical_loads",
+    "extrapolate",
     "plot_capacity",
     "plot_basins",
     "plot_recall_vs_bits",
@@ -93,7 +99,7 @@ def _measure(net: HopfieldNetwork, X: np.ndarray, configs: list[dict], noise: fl
 
 
 def _study(n_neurons, loads, configs, noise_levels, trials, threshold, rule, dynamics, max_sweeps, seed, progress,
-           desc) -> list[dict]:
+           desc, cache_dir=None) -> list[dict]:
     N = check_positive_int(n_neurons, "n_neurons", 2)
     trials = check_positive_int(trials, "trials")
     threshold = check_fraction(threshold, "threshold")
@@ -104,14 +110,24 @@ def _study(n_neurons, loads, configs, noise_levels, trials, threshold, rule, dyn
     tasks = [(a, t) for a in loads for t in range(trials)]
     rows: list[dict] = []
     for a, t in tqdm(tasks, desc=desc, disable=not progress):
+        done = None
+        if cache_dir is not None:
+            done = Path(cache_dir) / f"{desc.replace(' ', '_')}-N{N}-a{a:.6f}-t{t}-s{seed}.json"
+            if done.exists():  # finished earlier: a resumed study skips it
+                rows += json.loads(done.read_text())
+                continue
         P = max(1, int(round(a * N)))
         ss = _task_seed(seed, N, a, t)
         pat_seed, *noise_seeds = ss.spawn(1 + len(noise_levels))
         X = random_patterns(P, N, seed=np.random.default_rng(pat_seed))
         net = HopfieldNetwork.from_patterns(X, rule)
         base = dict(n_neurons=N, load=a, n_patterns=P, rule=rule, dynamics=dynamics, trial=t)
+        task_rows = []
         for f, nss in zip(noise_levels, noise_seeds):
-            rows += _measure(net, X, configs, f, nss, threshold, dynamics, max_sweeps, base)
+            task_rows += _measure(net, X, configs, f, nss, threshold, dynamics, max_sweeps, base)
+        if done is not None:
+            atomic_write(done, json.dumps(task_rows))
+        rows += task_rows
     return rows
 
 
@@ -119,7 +135,8 @@ def capacity(n_neurons: int = 1000, loads: Sequence[float] = tuple(np.round(np.a
              bits: Sequence[int | None] = (None, 1, 2, 3, 4), schemes: Sequence[str] = ("uniform",),
              objectives: Sequence[str] = ("correlation",), trials: int = 3, cue_noise: float = 0.0,
              threshold: float = 0.95, rule: str = "hebb", dynamics: str = "async", max_sweeps: int = 100,
-             seed: int = 0, progress: bool = False) -> list[dict]:
+             seed: int = 0, progress: bool = False, configs: Sequence[dict] | None = None,
+             cache_dir=None) -> list[dict]:
     """Fraction of stored patterns retrieved versus load alpha = P/N, per weight variant.
 
     Parameters
@@ -142,6 +159,13 @@ def capacity(n_neurons: int = 1000, loads: Sequence[float] = tuple(np.round(np.a
     seed : int
     progress : bool
         Show a tqdm progress bar.
+    configs : list of dict, optional
+        Explicit weight variants (dicts with bits, scheme, objective; bits "float" for
+        float weights) instead of the product of ``bits``, ``schemes``, ``objectives``.
+    cache_dir : path, optional
+        Resumable study: each finished (load, trial) task writes its rows to a JSON file
+        there (atomically), and a rerun with the same parameters reads them back instead
+        of recomputing; an interrupted study loses only unfinished tasks.
 
     Returns
     -------
@@ -150,8 +174,90 @@ def capacity(n_neurons: int = 1000, loads: Sequence[float] = tuple(np.round(np.a
         dynamics, trial, bits ("float" or int), scheme, objective, noise, rho,
         retrieved, overlap, converged, sweeps, seconds.
     """
-    return _study(n_neurons, loads, weight_configs(bits, schemes, objectives), [cue_noise], trials, threshold, rule,
-                  dynamics, max_sweeps, seed, progress, "capacity")
+    cfgs = list(configs) if configs is not None else weight_configs(bits, schemes, objectives)
+    return _study(n_neurons, loads, cfgs, [cue_noise], trials, threshold, rule, dynamics, max_sweeps, seed, progress,
+                  "capacity", cache_dir)
+
+
+def critical_loads(rows: list[dict], fraction: float = 0.5, n_boot: int = 200, seed: int = 0) -> list[dict]:
+    """Simulated critical load per (N, weight variant): the load where the fraction of
+    retrieved patterns, averaged over trials, falls through ``fraction`` (linear
+    interpolation between the neighbouring loads; the first crossing from above).  The
+    error is the standard deviation over ``n_boot`` bootstrap resamples of the trials.
+
+    Returns
+    -------
+    list of dict
+        n_neurons, bits, scheme, objective, rho (mean), alpha_c, alpha_c_err, trials.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for key, rs in _group(rows, ("n_neurons", "bits", "scheme", "objective")).items():
+        loads = sorted({r["load"] for r in rs})
+        trials = sorted({r["trial"] for r in rs})
+        table = np.full((len(trials), len(loads)), np.nan)
+        for r in rs:
+            table[trials.index(r["trial"]), loads.index(r["load"])] = r["retrieved"]
+        mean = np.nanmean(table, axis=0)
+        est, slope = _crossing(np.asarray(loads), mean, fraction)
+        boot = [_crossing(np.asarray(loads), np.nanmean(table[rng.integers(0, len(trials), len(trials))], axis=0),
+                          fraction)[0] for _ in range(n_boot)] if len(trials) > 1 else []
+        boot = [b for b in boot if np.isfinite(b)]
+        # binomial error of the retrieved fraction at the crossing, through the slope
+        n_pat = np.mean([r["n_patterns"] for r in rs if abs(r["load"] - est) < 0.02] or [r["n_patterns"] for r in rs])
+        binom = math.sqrt(fraction * (1 - fraction) / (n_pat * len(trials))) / slope if slope > 0 else float("nan")
+        err = max(float(np.std(boot)) if len(boot) > 1 else 0.0, binom)
+        out.append(dict(n_neurons=key[0], bits=key[1], scheme=key[2], objective=key[3],
+                        rho=float(np.mean([r["rho"] for r in rs])), alpha_c=est, alpha_c_err=err, trials=len(trials)))
+    return out
+
+
+def _crossing(loads: np.ndarray, frac: np.ndarray, level: float) -> tuple[float, float]:
+    """(load where frac first falls through level, |d frac / d load| there)."""
+    above = frac >= level
+    if not above[0]:
+        return float("nan"), float("nan")
+    for i in range(1, len(loads)):
+        if not above[i]:
+            f0, f1 = frac[i - 1], frac[i]
+            slope = (f0 - f1) / (loads[i] - loads[i - 1])
+            return float(loads[i - 1] + (f0 - level) / slope), float(slope)
+    return float("nan"), float("nan")
+
+
+def extrapolate(critical: list[dict], law: str = "1/N") -> list[dict]:
+    """alpha_c(N) = alpha_inf + b * N^-p by weighted least squares (weights 1/err^2) for
+    each weight variant, p = 1 (``law="1/N"``) or 1/2 (``law="1/sqrt(N)"``); returns
+    alpha_inf with its standard error, the slope b and the fit's chi^2 per degree of
+    freedom (nan with two sizes).
+
+    Finite networks keep retrieval states beyond alpha_c (the transition is first order
+    and the retrieval state metastable), so alpha_c(N) approaches alpha_inf from above.
+    1/N is the simplest correction that vanishes with N; the data decide between it and
+    the slower 1/sqrt(N) through chi^2 (see the README).
+    """
+    if law not in ("1/N", "1/sqrt(N)"):
+        raise ValueError(f"law={law!r} is not supported; use '1/N' or '1/sqrt(N)'.")
+    power = 1.0 if law == "1/N" else 0.5
+    out = []
+    for key, rs in _group(critical, ("bits", "scheme", "objective")).items():
+        rs = [r for r in rs if np.isfinite(r["alpha_c"])]
+        if len(rs) < 2:
+            continue
+        x = np.array([r["n_neurons"] ** -power for r in rs])
+        y = np.array([r["alpha_c"] for r in rs])
+        err = np.array([r["alpha_c_err"] if np.isfinite(r["alpha_c_err"]) and r["alpha_c_err"] > 0 else 0.005
+                        for r in rs])
+        A = np.stack([np.ones_like(x), x], axis=1) / err[:, None]
+        coef, *_ = np.linalg.lstsq(A, y / err, rcond=None)
+        cov = np.linalg.inv(A.T @ A)
+        resid = (y - (coef[0] + coef[1] * x)) / err
+        dof = len(rs) - 2
+        out.append(dict(bits=key[0], scheme=key[1], objective=key[2], rho=float(np.mean([r["rho"] for r in rs])),
+                        law=law, alpha_inf=float(coef[0]), alpha_inf_err=float(np.sqrt(cov[0, 0])),
+                        slope=float(coef[1]), chi2_dof=float(resid @ resid / dof) if dof > 0 else float("nan"),
+                        sizes=[r["n_neurons"] for r in rs]))
+    return out
 
 
 def basins(n_neurons: int = 1000, loads: Sequence[float] = (0.05, 0.1), bits: Sequence[int | None] = (None, 1, 2, 4),
@@ -247,21 +353,28 @@ def _plt():
 
 def plot_capacity(rows: list[dict], path) -> None:
     """Retrieved fraction versus load with error bars (SEM over trials), one line per
-    weight variant, and the AGS and clipped-synapse critical loads."""
+    weight variant with its predicted critical load critical_load(rho) dotted in the
+    same colour, and the AGS and clipped-synapse critical loads."""
+    from .theory import critical_load
+
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for key, rs in _group(rows, ("bits", "scheme", "objective")).items():
         by_load = _group(rs, ("load",))
         loads = sorted(k[0] for k in by_load)
         ms = [_mean_sem([r["retrieved"] for r in by_load[(a,)]]) for a in loads]
-        ax.errorbar(loads, [m for m, _ in ms], yerr=[s for _, s in ms], marker="o", ms=3, capsize=2,
-                    label=_label(key), color="k" if key[0] == "float" else None)
+        bar = ax.errorbar(loads, [m for m, _ in ms], yerr=[s for _, s in ms], marker="o", ms=3, capsize=2,
+                          label=_label(key), color="k" if key[0] == "float" else None)
+        rho = float(np.mean([r["rho"] for r in rs]))
+        if key[0] != "float":
+            ax.axvline(critical_load(rho), color=bar[0].get_color(), ls=":", lw=1)
     ax.axvline(AGS_CRITICAL_LOAD, ls="--", color="k", lw=0.8)
     ax.axvline(CLIPPED_CRITICAL_LOAD, ls=":", color="k", lw=0.8)
     ax.text(AGS_CRITICAL_LOAD, 0.02, " AGS 0.138", fontsize=8)
     ax.text(CLIPPED_CRITICAL_LOAD, 0.1, " clipped 0.102", fontsize=8)
     N = rows[0]["n_neurons"]
-    ax.set(xlabel="load alpha = P/N", ylabel="fraction retrieved", title=f"Capacity, N={N}", ylim=(-0.02, 1.02))
+    ax.set(xlabel="load alpha = P/N", ylabel="fraction retrieved", ylim=(-0.02, 1.02),
+           title=f"Capacity, N={N} (dotted: theory alpha_c(rho) per variant)")
     ax.legend(fontsize=7)
     fig.tight_layout()
     _save(fig, path)

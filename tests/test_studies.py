@@ -84,3 +84,51 @@ def test_demo_command(tmp_path, capsys):
 def test_demo_bad_argument(capsys):
     assert main(["demo", "--n", "1", "--out", "/tmp/x"]) == 2
     assert "n_neurons must be an int >= 2" in capsys.readouterr().err
+
+
+def test_study_is_resumable_and_loses_only_unfinished_tasks(tmp_path, monkeypatch):
+    kw = dict(n_neurons=120, loads=(0.05, 0.1, 0.15), bits=(None, 2), trials=2, seed=1, cache_dir=tmp_path)
+    full = S.capacity(**kw)
+    assert len(list(tmp_path.glob("*.json"))) == 6
+    # interrupt a fresh run after two tasks: their files stay, the rest is recomputed on rerun
+    calls = {"n": 0}
+    real = S._measure
+
+    def failing(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    d2 = tmp_path / "second"
+    monkeypatch.setattr(S, "_measure", failing)
+    with pytest.raises(KeyboardInterrupt):
+        S.capacity(**{**kw, "cache_dir": d2})
+    assert len(list(d2.glob("*.json"))) == 2
+    monkeypatch.setattr(S, "_measure", real)
+    resumed = S.capacity(**{**kw, "cache_dir": d2})
+    assert _strip(resumed) == _strip(full)
+    # a rerun reads every task back without computing
+    monkeypatch.setattr(S, "_measure", failing)
+    calls["n"] = 10
+    assert _strip(S.capacity(**kw)) == _strip(full)
+
+
+def test_critical_loads_and_extrapolation():
+    rows = []
+    for N, shift in ((500, 0.02), (1000, 0.01), (2000, 0.005)):
+        for t in range(3):
+            for a in np.round(np.arange(0.10, 0.2, 0.01), 3):
+                ac = 0.14 + shift + 0.001 * (t - 1)
+                rows.append(dict(n_neurons=N, bits="float", scheme="none", objective="none", trial=t, load=a,
+                                 rho=1.0, n_patterns=int(a * N), retrieved=float(np.clip(0.5 + (ac - a) * 20, 0, 1))))
+    crit = S.critical_loads(rows)
+    by = {c["n_neurons"]: c for c in crit}
+    assert by[1000]["alpha_c"] == pytest.approx(0.15, abs=1e-9)
+    assert 0 < by[500]["alpha_c_err"] < 0.005
+    ext = S.extrapolate(crit)
+    assert ext[0]["alpha_inf"] == pytest.approx(0.14, abs=1e-6) and ext[0]["slope"] == pytest.approx(10.0, rel=1e-4)
+    assert ext[0]["chi2_dof"] < 1e-6  # the data follow 1/N exactly
+    assert S.extrapolate(crit, law="1/sqrt(N)")[0]["chi2_dof"] > ext[0]["chi2_dof"]
+    with pytest.raises(ValueError, match="law='log'"):
+        S.extrapolate(crit, law="log")

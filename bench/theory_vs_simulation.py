@@ -1,0 +1,145 @@
+"""Theory next to simulation: critical loads of quantized Hebbian networks versus rho.
+
+    python bench/theory_vs_simulation.py [--sizes 500 1000 2000 4000] [--quick]
+
+For each weight variant (float; 1-bit sign; 2-4 bits uniform, exponential and lloyd with
+correlation-optimal levels; and two deliberately different quantizers whose rho lands
+near another's: 2-bit lloyd min-max, about sign's rho, and 3-bit uniform min-max) and
+each network size N, store P = alpha N random patterns with the Hebb rule, quantize the
+whole matrix through the core, start the dynamics from every stored pattern and count it
+retrieved when the final overlap is >= 0.97.  alpha_c(N) is where half are retrieved
+(interpolated; bootstrap errors over trials), extrapolated to N -> infinity by a fit in
+1/N, and compared with critical_load(rho) of hopfield.theory, with rho measured between
+the Hebbian weights and their quantized values.
+
+Resumable: every finished (N, load, trial) task is kept in bench/results/theory_cache/
+and skipped when the script is run again.  Writes theory_vs_simulation.csv (critical
+loads), theory_extrapolated.csv and theory_vs_simulation.png into bench/results/.
+"""
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import describe  # noqa: E402
+
+from hopfield import studies, theory  # noqa: E402
+
+CONFIGS = [dict(bits="float", scheme="none", objective="none"), dict(bits=1, scheme="uniform", objective="correlation")]
+CONFIGS += [dict(bits=b, scheme=s, objective="correlation") for b in (2, 3, 4) for s in ("uniform", "exponential", "lloyd")]
+CONFIGS += [dict(bits=2, scheme="lloyd", objective="minmax"), dict(bits=3, scheme="uniform", objective="minmax")]
+TRIALS = {300: 2, 600: 2, 500: 8, 1000: 4, 2000: 2, 4000: 2, 8000: 1}
+
+
+def name(c):
+    return "float" if c["bits"] == "float" else f"{c['bits']}-bit {c['scheme']} {c['objective']}"
+
+
+def write_csv(rows, path):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", type=int, nargs="+", default=[500, 1000, 2000, 4000])
+    ap.add_argument("--quick", action="store_true", help="sizes 300 and 600 only (a smoke run)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    a = ap.parse_args()
+    sizes = [300, 600] if a.quick else a.sizes
+    print(describe())
+    loads = tuple(np.round(np.arange(0.08, 0.175, 0.01), 3))
+    cache = a.out / ("theory_cache_quick" if a.quick else "theory_cache")
+    rows = []
+    t0 = time.perf_counter()
+    for N in sizes:
+        t1 = time.perf_counter()
+        rows += studies.capacity(n_neurons=N, loads=loads, configs=CONFIGS, trials=TRIALS.get(N, 2), threshold=0.97,
+                                 seed=a.seed, cache_dir=cache, progress=sys.stderr.isatty())
+        print(f"N={N}: {time.perf_counter() - t1:.0f} s", flush=True)
+    crit = studies.critical_loads(rows)
+    ext = studies.extrapolate(crit, "1/N")
+    ext_sqrt = {(e["bits"], e["scheme"], e["objective"]): e for e in studies.extrapolate(crit, "1/sqrt(N)")}
+    fl = {x["n_neurons"]: x["alpha_c"] for x in crit if x["bits"] == "float"}
+    f_inf = [e["alpha_inf"] for e in ext if e["bits"] == "float"][0]
+    for e in ext:
+        e["predicted_alpha_c"] = theory.critical_load(e["rho"])
+        e["agrees"] = abs(e["alpha_inf"] - e["predicted_alpha_c"]) <= 2 * e["alpha_inf_err"]
+        # relative to the float network at the same N, where finite-size effects largely cancel
+        own = {x["n_neurons"]: x["alpha_c"] for x in crit
+               if (x["bits"], x["scheme"], x["objective"]) == (e["bits"], e["scheme"], e["objective"])}
+        e["ratio_to_float_largest_N"] = own[max(sizes)] / fl[max(sizes)]
+        e["ratio_to_float_extrapolated"] = e["alpha_inf"] / f_inf
+        e["ratio_theory"] = e["predicted_alpha_c"] / theory.critical_load(1.0)
+        q = ext_sqrt[(e["bits"], e["scheme"], e["objective"])]
+        e["alpha_inf_sqrt"], e["alpha_inf_sqrt_err"], e["chi2_dof_sqrt"] = q["alpha_inf"], q["alpha_inf_err"], q["chi2_dof"]
+        e["agrees_sqrt"] = abs(e["alpha_inf_sqrt"] - e["predicted_alpha_c"]) <= 2 * e["alpha_inf_sqrt_err"]
+    a.out.mkdir(parents=True, exist_ok=True)
+    write_csv(crit, a.out / "theory_vs_simulation.csv")
+    write_csv(ext, a.out / "theory_extrapolated.csv")
+    print(f"\ncritical loads alpha_c(N) (half of the patterns retrieved with overlap >= 0.97), "
+          f"{time.perf_counter() - t0:.0f} s in all")
+    head = f"{'weights':<30}{'rho':>7}" + "".join(f"{f'N={n}':>15}" for n in sizes)
+    head += f"{'1/N fit':>16}{'chi2':>6}{'1/sqrt(N) fit':>16}{'chi2':>6}{'theory':>8}{'ratio sim':>10}{'theory':>7}"
+    print(head)
+    for e in ext:
+        c = dict(bits=e["bits"], scheme=e["scheme"], objective=e["objective"])
+        cells = []
+        for n in sizes:
+            r = [x for x in crit if x["n_neurons"] == n and (x["bits"], x["scheme"], x["objective"]) == tuple(c.values())]
+            cells.append(f"{r[0]['alpha_c']:.4f}+-{r[0]['alpha_c_err']:.4f}" if r else "-")
+        print(f"{name(c):<30}{e['rho']:>7.4f}" + "".join(f"{x:>15}" for x in cells)
+              + f"{e['alpha_inf']:>10.4f}+-{e['alpha_inf_err']:.4f}"[-16:] + f"{e['chi2_dof']:>6.1f}"
+              + f"{e['alpha_inf_sqrt']:>10.4f}+-{e['alpha_inf_sqrt_err']:.4f}"[-16:] + f"{e['chi2_dof_sqrt']:>6.1f}"
+              + f"{e['predicted_alpha_c']:>8.4f}{e['ratio_to_float_largest_N']:>10.3f}{e['ratio_theory']:>7.3f}")
+    print(f"fits: alpha_c(N) = alpha_inf + b N^-p (chi2 per degree of freedom); ratio sim: alpha_c / "
+          f"alpha_c(float) at N={max(sizes)}; theory: critical_load(rho) / critical_load(1)")
+    plot(rows, crit, ext, sizes, a.out / "theory_vs_simulation.png")
+
+
+def plot(rows, crit, ext, sizes, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    N = max(sizes)
+    for key, rs in studies._group([r for r in rows if r["n_neurons"] == N], ("bits", "scheme", "objective")).items():
+        if key[2] == "minmax" or key[1] == "exponential":
+            continue
+        by = studies._group(rs, ("load",))
+        xs = sorted(k[0] for k in by)
+        line, = ax1.plot(xs, [np.mean([r["retrieved"] for r in by[(x,)]]) for x in xs], marker="o", ms=3,
+                         label=name(dict(bits=key[0], scheme=key[1], objective=key[2])))
+        rho = np.mean([r["rho"] for r in rs])
+        ax1.axvline(theory.critical_load(rho), color=line.get_color(), ls=":", lw=1)
+    ax1.set(xlabel="load alpha = P/N", ylabel="fraction retrieved from itself (overlap >= 0.97)",
+            title=f"N = {N}; dotted: theory alpha_c(rho)")
+    ax1.legend(fontsize=7)
+    r = np.linspace(0.5, 1.0, 200)
+    ax2.plot(r, [theory.critical_load(x) for x in r], "k-", lw=1, label="theory: critical_load(rho)")
+    for e in ext:
+        mark = "s" if e["objective"] == "minmax" else ("*" if e["bits"] == "float" else "o")
+        ax2.errorbar(e["rho"], e["alpha_inf_sqrt"], yerr=e["alpha_inf_sqrt_err"], fmt=mark, ms=6, capsize=2,
+                     label=name(e))
+    ax2.set(xlabel="rho (weights vs quantized weights)", ylabel="alpha_c extrapolated to N -> infinity (1/sqrt(N) fit)",
+            title="Same rho, same capacity, whatever the quantizer")
+    ax2.legend(fontsize=6, ncol=2)
+    for ax in (ax1, ax2):
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
