@@ -27,7 +27,8 @@ import numpy as np
 
 from quantization import quantize
 
-__all__ = ["static_noise", "critical_load", "critical_point", "overlap", "predicted_rho", "predicted_critical_load"]
+__all__ = ["static_noise", "critical_load", "critical_point", "overlap", "load_at_overlap", "predicted_rho",
+           "predicted_critical_load"]
 
 _Y_LO, _Y_HI = 1e-3, 12.0
 
@@ -134,6 +135,30 @@ def overlap(alpha: float, rho: float = 1.0) -> float:
         if hi - lo < 1e-14:
             break
     return math.erf(0.5 * (lo + hi))
+
+
+def load_at_overlap(m: float, rho: float = 1.0) -> float:
+    """The largest load at which the retrieval overlap is still >= ``m``.
+
+    This is what a simulation measures when it counts a pattern as retrieved only with
+    final overlap >= m: when m is above the overlap m_c at the critical load (e.g.
+    m = 0.97 and sign-clipped synapses, m_c = 0.948), retrieval by that criterion ends
+    before alpha_c.  Equals alpha_c when m <= m_c.
+    """
+    target = float(m)
+    if not 0.0 < target < 1.0:
+        raise ValueError(f"m must lie in (0, 1), got {m!r}.")
+    alpha_c, m_c = critical_point(rho)
+    if target <= m_c:
+        return alpha_c
+    lo, hi = 0.0, alpha_c  # overlap decreases with the load on the retrieval branch
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if mid > 0 and overlap(mid, rho) >= target:
+            lo = mid
+        else:
+            hi = mid
+    return lo
 
 
 def _erfinv(m: float) -> float:

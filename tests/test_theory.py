@@ -58,3 +58,12 @@ def test_bad_rho(rho):
 def test_bad_alpha():
     with pytest.raises(ValueError, match="alpha must be a positive"):
         T.overlap(0.0)
+
+
+def test_load_at_overlap():
+    assert T.load_at_overlap(0.9, 1.0) == T.critical_load(1.0)  # m_c = 0.967 > 0.9
+    a = T.load_at_overlap(0.97, math.sqrt(2 / math.pi))
+    assert a < T.critical_load(math.sqrt(2 / math.pi))
+    assert T.overlap(a, math.sqrt(2 / math.pi)) == pytest.approx(0.97, abs=1e-6)
+    with pytest.raises(ValueError, match="m must lie in"):
+        T.load_at_overlap(1.0)
