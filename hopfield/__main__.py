@@ -1,4 +1,10 @@
-"""Command line of the Hopfield simulator: ``python -m hopfield demo``."""
+"""Command line of the Hopfield simulator: ``python -m hopfield {demo,capacity,basins,recall}``.
+
+Every study writes a tidy CSV, a JSON sidecar (parameters, versions, seed, timing) and
+plots into ``--out``.  Sweeps are resumable: finished tasks are kept in ``OUT/tasks`` and
+skipped when the same command runs again; ``--jobs N`` runs tasks on N local processes
+and ``--scheduler tcp://host:8786`` on a Dask cluster, with identical results.
+"""
 
 from __future__ import annotations
 
@@ -8,31 +14,187 @@ import sys
 import time
 from pathlib import Path
 
+EXAMPLES = {
+    "demo": "python -m hopfield demo --n 1000 --out out --seed 0",
+    "capacity": "python -m hopfield capacity --n 1000 --loads 0.02:0.2:0.02 --bits float 1 2 3 4 --trials 3 --out cap",
+    "basins": "python -m hopfield basins --n 1000 --loads 0.05 0.1 --noise-levels 0:0.5:0.05 --bits float 1 2 4",
+    "recall": "python -m hopfield recall --patterns X.npy --cues C.npy --bits 3 --scheme exponential --out rec",
+}
 
-def _demo(args) -> int:
+
+def _floats(spec: str) -> list[float]:
+    """'0.1' or 'start:stop:step' (stop included when on the grid)."""
     import numpy as np
 
+    if ":" in spec:
+        parts = spec.split(":")
+        if len(parts) != 3:
+            raise argparse.ArgumentTypeError(f"range {spec!r} must be start:stop:step")
+        a, b, st = (float(p) for p in parts)
+        if st <= 0 or b < a:
+            raise argparse.ArgumentTypeError(f"range {spec!r} needs step > 0 and stop >= start")
+        return [float(x) for x in np.round(np.arange(a, b + st / 2, st), 10)]
+    try:
+        return [float(spec)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{spec!r} is not a number or a start:stop:step range") from None
+
+
+def _bits(spec: str):
+    if spec.lower() == "float":
+        return None
+    try:
+        return int(spec)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bits {spec!r} must be an integer 1..8 or 'float'") from None
+
+
+def _flat(lists):
+    return [x for sub in lists for x in sub]
+
+
+def _common(p: argparse.ArgumentParser, sweep: bool = True) -> None:
+    g = p.add_argument_group("output and execution")
+    g.add_argument("--out", type=Path, default=Path("out"), help="output directory (default: out)")
+    g.add_argument("--seed", type=int, default=0, help="random seed of the whole study (default: 0)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar, no table")
+    g.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    g.add_argument("--formats", nargs="+", default=["png"], choices=["png", "svg", "pdf"],
+                   help="plot formats (default: png)")
+    if sweep:
+        g.add_argument("--jobs", type=int, default=1, help="local worker processes (default: 1)")
+        g.add_argument("--scheduler", default=None,
+                       help="Dask scheduler address, e.g. tcp://host:8786 (needs the distributed extra)")
+
+
+def _study_args(p: argparse.ArgumentParser, loads_default: str, bits_default: list[str]) -> None:
+    p.add_argument("--n", type=int, default=1000, help="neurons N (default: 1000)")
+    p.add_argument("--loads", type=_floats, nargs="+", default=[_floats(loads_default)],
+                   help=f"loads alpha = P/N, numbers or start:stop:step ranges (default: {loads_default})")
+    p.add_argument("--bits", type=_bits, nargs="+", default=[_bits(b) for b in bits_default],
+                   help=f"weight bit widths, 'float' for unquantized (default: {' '.join(bits_default)})")
+    p.add_argument("--schemes", nargs="+", default=["uniform"],
+                   help="uniform, exponential, pow2, lloyd (default: uniform)")
+    p.add_argument("--objectives", nargs="+", default=["correlation"],
+                   help="correlation, mse, minmax (default: correlation)")
+    p.add_argument("--trials", type=int, default=3, help="independent pattern sets per load (default: 3)")
+    p.add_argument("--threshold", type=float, default=0.95,
+                   help="a pattern is retrieved when the final overlap is >= this (default: 0.95)")
+    p.add_argument("--rule", default="hebb", help="hebb, projection or storkey (default: hebb)")
+    p.add_argument("--dynamics", default="async", help="async, async-fixed, sync (default: async)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m hopfield", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    d = sub.add_parser("demo", help="recall quality versus weight bits (the main study)", formatter_class=fmt,
+                       description="Store random patterns in Hebbian networks at several loads, quantize the weights "
+                       "at 1..8 bits with uniform, exponential and lloyd levels (correlation-optimal and min-max), "
+                       "recall every pattern from cues with flipped neurons; writes recall_vs_bits.csv, .json and "
+                       f"plots. Example: {EXAMPLES['demo']}")
+    d.add_argument("--n", type=int, default=1000, help="neurons")
+    d.add_argument("--loads", type=float, nargs="+", default=[0.05, 0.1, 0.13], help="loads alpha = P/N")
+    d.add_argument("--noise", type=float, default=0.1, help="fraction of flipped neurons in each cue")
+    d.add_argument("--trials", type=int, default=2, help="independent pattern sets per load")
+    _common(d)
+
+    c = sub.add_parser("capacity", help="fraction retrieved versus load, per weight variant", formatter_class=fmt,
+                       description="Retrieval of every stored pattern (from itself or a noisy cue) versus the load, "
+                       "for each bit width, scheme and objective, with the theory's critical loads in the plot; "
+                       f"writes capacity.csv, .json and plots. Example: {EXAMPLES['capacity']}")
+    _study_args(c, "0.02:0.2:0.02", ["float", "1", "2", "3", "4"])
+    c.add_argument("--noise", type=float, default=0.0, help="fraction of flipped neurons in each cue")
+    _common(c)
+
+    b = sub.add_parser("basins", help="fraction retrieved versus cue noise", formatter_class=fmt,
+                       description="Basins of attraction: retrieval versus the fraction of flipped neurons in the "
+                       f"cue, for chosen loads and bit widths; writes basins.csv, .json and plots. "
+                       f"Example: {EXAMPLES['basins']}")
+    _study_args(b, "0.05", ["float", "1", "2", "4"])
+    b.add_argument("--noise-levels", type=_floats, nargs="+", default=[_floats("0:0.5:0.05")],
+                   help="cue noise levels, numbers or start:stop:step (default: 0:0.5:0.05)")
+    _common(b)
+
+    r = sub.add_parser("recall", help="store patterns, quantize, recall cues", formatter_class=fmt,
+                       description="Store patterns (a .npy or .txt file of +-1 rows, or random), optionally quantize "
+                       "the weights, recall cues (a file, or the patterns with --noise flipped), and write "
+                       "final_states.npy, recall.csv (per cue: target overlap, sweeps, converged) and recall.json. "
+                       f"Example: {EXAMPLES['recall']}")
+    r.add_argument("--patterns", type=Path, help="file of +-1 patterns, one per row (.npy or text)")
+    r.add_argument("--random", type=int, metavar="P", help="store P random patterns instead")
+    r.add_argument("--n", type=int, default=1000, help="neurons for --random")
+    r.add_argument("--cues", type=Path, help="file of cues (default: the patterns with --noise flipped)")
+    r.add_argument("--noise", type=float, default=0.1, help="fraction flipped when cues come from the patterns")
+    r.add_argument("--rule", default="hebb", help="hebb, projection or storkey")
+    r.add_argument("--bits", type=_bits, default=None, help="quantize the weights to this many bits ('float': no)")
+    r.add_argument("--scheme", default="uniform", help="quantization scheme")
+    r.add_argument("--objective", default="correlation", help="quantization objective")
+    r.add_argument("--dynamics", default="async", help="async, async-fixed, sync, glauber")
+    r.add_argument("--temperature", type=float, default=0.0, help="for glauber dynamics")
+    r.add_argument("--max-sweeps", type=int, default=100, help="sweeps at most")
+    _common(r, sweep=False)
+    return parser
+
+
+def _sidecar(args, study: str, params: dict, seconds: float, extra: dict | None = None) -> dict:
+    import numba
+    import numpy as np
+
+    import quantization
+
+    return dict(study=study, command=" ".join(sys.argv), parameters=params, seed=args.seed,
+                version=quantization.__version__, python=platform.python_version(), numpy=np.__version__,
+                numba=numba.__version__, seconds=round(seconds, 3), **(extra or {}))
+
+
+def _progress(args) -> bool:
+    return not args.quiet and sys.stderr.isatty()
+
+
+def _run_study(args, name: str, fn, params: dict, plot) -> None:
     from . import studies
     from ._io import write_csv, write_json
 
+    t0 = time.perf_counter()
+    rows = fn(**params, seed=args.seed, progress=_progress(args), cache_dir=args.out / "tasks", jobs=args.jobs,
+              scheduler=args.scheduler)
+    elapsed = time.perf_counter() - t0
+    write_csv(rows, args.out / f"{name}.csv")
+    write_json(_sidecar(args, name, params, elapsed), args.out / f"{name}.json")
+    for f in args.formats:
+        plot(rows, args.out / f"{name}.{f}")
+    if not args.quiet:
+        if name == "capacity":
+            crit = studies.critical_loads(rows)
+            print("weights                          rho      alpha_c(sim)   theory")
+            from .theory import critical_load
+
+            for c in crit:
+                label = "float" if c["bits"] == "float" else f"{c['bits']} bit {c['scheme']}, {c['objective']}"
+                sim = (f"{c['alpha_c']:.4f}+-{c['alpha_c_err']:.4f}" if c["alpha_c"] == c["alpha_c"]
+                       else "not crossed   ")
+                print(f"{label:<32}{c['rho']:.4f}  {sim}  {critical_load(c['rho']):.4f}")
+        print(f"wrote {args.out / name}.csv, .json and {', '.join(args.formats)} in {elapsed:.1f} s")
+
+
+def _demo(args) -> None:
+    from . import studies
+
     params = dict(n_neurons=args.n, loads=args.loads, bits=[None, *range(1, 9)],
                   schemes=["uniform", "exponential", "lloyd"], objectives=["correlation", "minmax"],
-                  cue_noise=args.noise, trials=args.trials, threshold=0.95, seed=args.seed)
-    t0 = time.perf_counter()
-    rows = studies.recall_vs_bits(**params, progress=not args.quiet and sys.stderr.isatty())
-    elapsed = time.perf_counter() - t0
-    out = Path(args.out)
-    write_csv(rows, out / "recall_vs_bits.csv")
-    studies.plot_recall_vs_bits(rows, out / "recall_vs_bits.png")
-    import quantization
-
-    write_json(dict(study="recall_vs_bits", parameters=params, version=quantization.__version__,
-                    python=platform.python_version(), numpy=np.__version__, seconds=round(elapsed, 2)),
-               out / "recall_vs_bits.json")
+                  cue_noise=args.noise, trials=args.trials, threshold=0.95)
+    _run_study(args, "recall_vs_bits", studies.recall_vs_bits, params, studies.plot_recall_vs_bits)
     if not args.quiet:
+        import csv
+
+        rows = list(csv.DictReader(open(args.out / "recall_vs_bits.csv")))
+        for r in rows:
+            for k in ("load", "rho", "retrieved", "overlap"):
+                r[k] = float(r[k])
         print(_summary(rows))
-        print(f"\nwrote {out / 'recall_vs_bits.csv'}, .json and .png in {elapsed:.0f} s")
-    return 0
 
 
 def _summary(rows) -> str:
@@ -53,31 +215,92 @@ def _summary(rows) -> str:
     return "\n".join(lines)
 
 
+def _capacity(args) -> None:
+    from . import studies
+
+    params = dict(n_neurons=args.n, loads=sorted(set(_flat(args.loads))), bits=args.bits, schemes=args.schemes,
+                  objectives=args.objectives, trials=args.trials, cue_noise=args.noise, threshold=args.threshold,
+                  rule=args.rule, dynamics=args.dynamics)
+    _run_study(args, "capacity", studies.capacity, params, studies.plot_capacity)
+
+
+def _basins(args) -> None:
+    from . import studies
+
+    params = dict(n_neurons=args.n, loads=sorted(set(_flat(args.loads))), bits=args.bits, schemes=args.schemes,
+                  objectives=args.objectives, trials=args.trials, noise_levels=sorted(set(_flat(args.noise_levels))),
+                  threshold=args.threshold, rule=args.rule, dynamics=args.dynamics)
+    _run_study(args, "basins", studies.basins, params, studies.plot_basins)
+
+
+def _load_states(path: Path, what: str):
+    import numpy as np
+
+    if not path.exists():
+        raise FileNotFoundError(f"{what} file {path} does not exist")
+    try:
+        return np.load(path, allow_pickle=False) if path.suffix == ".npy" else np.loadtxt(path, ndmin=2)
+    except ValueError as exc:
+        raise ValueError(f"{what} file {path} is not a readable .npy or text array: {exc}") from None
+
+
+def _recall(args) -> None:
+    import numpy as np
+
+    from . import HopfieldNetwork, flip_noise, random_patterns, target_overlaps
+    from ._io import write_csv, write_json
+
+    if (args.patterns is None) == (args.random is None):
+        raise ValueError("give exactly one of --patterns FILE or --random P")
+    rng = np.random.default_rng(args.seed)
+    X = _load_states(args.patterns, "patterns") if args.patterns else random_patterns(args.random, args.n, seed=rng)
+    t0 = time.perf_counter()
+    net = HopfieldNetwork.from_patterns(X, args.rule)
+    X = np.asarray(X, np.int8)
+    cues = _load_states(args.cues, "cues") if args.cues else flip_noise(X, args.noise, seed=rng)
+    if args.bits is not None:
+        net = net.quantize(args.bits, args.scheme, args.objective)
+    res = net.recall(cues, dynamics=args.dynamics, max_sweeps=args.max_sweeps, temperature=args.temperature,
+                     seed=rng)
+    S = np.atleast_2d(res.states)
+    targets = X[: len(S)] if len(S) <= len(X) else None
+    m = target_overlaps(S, targets) if targets is not None and targets.shape == S.shape else np.full(len(S), np.nan)
+    rows = [dict(cue=i, target_overlap=float(m[i]), sweeps=int(np.atleast_1d(res.sweeps)[i]),
+                 converged=bool(np.atleast_1d(res.converged)[i])) for i in range(len(S))]
+    args.out.mkdir(parents=True, exist_ok=True)
+    from quantization import atomic_write
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, S)
+    atomic_write(args.out / "final_states.npy", buf.getvalue())
+    write_csv(rows, args.out / "recall.csv")
+    params = dict(patterns=str(args.patterns) if args.patterns else f"random {args.random} x {args.n}",
+                  cues=str(args.cues) if args.cues else f"patterns with {args.noise} flipped", rule=args.rule,
+                  bits=args.bits, scheme=args.scheme, objective=args.objective, dynamics=args.dynamics,
+                  temperature=args.temperature, max_sweeps=args.max_sweeps)
+    rho = getattr(net, "rho", None)
+    write_json(_sidecar(args, "recall", params, time.perf_counter() - t0, dict(rho=rho)), args.out / "recall.json")
+    if not args.quiet:
+        print(f"recalled {len(S)} cues: mean target overlap {np.nanmean(m):.4f}, "
+              f"{np.mean([r['converged'] for r in rows]):.0%} converged" + (f", rho {rho:.4f}" if rho else ""))
+        print(f"wrote {args.out / 'final_states.npy'}, recall.csv and recall.json")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hopfield",
-                                     description="Hopfield associative memory on quantized weights.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    d = sub.add_parser(
-        "demo", help="recall quality versus weight bits (the main study)",
-        description="Store random patterns in Hebbian networks at several loads, quantize the weights at 1..8 "
-        "bits with uniform, exponential and lloyd levels (correlation-optimal and min-max), recall every "
-        "pattern from cues with flipped neurons, and write recall_vs_bits.csv, .json and .png. "
-        "Example: python -m hopfield demo --n 1000 --out out --seed 0",
-    )
-    d.add_argument("--n", type=int, default=1000, help="neurons (default: 1000)")
-    d.add_argument("--loads", type=float, nargs="+", default=[0.05, 0.1, 0.13],
-                   help="loads alpha = P/N (default: 0.05 0.1 0.13)")
-    d.add_argument("--noise", type=float, default=0.1, help="fraction of flipped neurons in each cue (default: 0.1)")
-    d.add_argument("--trials", type=int, default=2, help="independent pattern sets per load (default: 2)")
-    d.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    d.add_argument("--out", type=Path, default=Path("out"), help="output directory (default: out)")
-    d.add_argument("--quiet", action="store_true", help="print nothing")
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return _demo(args)
-    except ValueError as exc:
+        {"demo": _demo, "capacity": _capacity, "basins": _basins, "recall": _recall}[args.command](args)
+    except KeyboardInterrupt:
+        print("interrupted: finished tasks are kept; run the same command again to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the command line reports every error in one line
+        if args.debug:
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return 0
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ static noise", Phys. Rev. A 34, 2571 (1986).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -44,6 +45,8 @@ __all__ = [
     "recall_vs_bits",
     "basin_radii",
     "critical_loads",
+    "run_tasks",
+    "run_task",
     "extrapolate",
     "plot_capacity",
     "plot_basins",
@@ -98,8 +101,98 @@ def _measure(net: HopfieldNetwork, X: np.ndarray, configs: list[dict], noise: fl
     return rows
 
 
+def run_task(spec: dict) -> list[dict]:
+    """One independent task of a study: build the network for (N, load, trial), measure
+    every weight variant and noise level.  Module level and pure, so that processes and
+    Dask workers can run it; its seeds derive from the study seed and (N, load, trial)."""
+    N, a, t, seed = spec["n_neurons"], spec["load"], spec["trial"], spec["seed"]
+    P = max(1, int(round(a * N)))
+    ss = _task_seed(seed, N, a, t)
+    pat_seed, *noise_seeds = ss.spawn(1 + len(spec["noise_levels"]))
+    X = random_patterns(P, N, seed=np.random.default_rng(pat_seed))
+    net = HopfieldNetwork.from_patterns(X, spec["rule"])
+    base = dict(n_neurons=N, load=a, n_patterns=P, rule=spec["rule"], dynamics=spec["dynamics"], trial=t)
+    rows = []
+    for f, nss in zip(spec["noise_levels"], noise_seeds):
+        rows += _measure(net, X, spec["configs"], f, nss, spec["threshold"], spec["dynamics"], spec["max_sweeps"],
+                         base)
+    return rows
+
+
+def _task_file(cache_dir, spec: dict) -> Path:
+    key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return Path(cache_dir) / f"{spec['study']}-N{spec['n_neurons']}-a{spec['load']:.6f}-t{spec['trial']}-{key}.json"
+
+
+def _worker_init(threads: int) -> None:  # pragma: no cover - runs in worker processes
+    import numba
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+
+
+def run_tasks(specs: list[dict], cache_dir=None, jobs: int = 1, scheduler: str | None = None,
+              progress: bool = False, desc: str = "") -> list[dict]:
+    """Run study tasks and return their rows in task order, whatever the backend.
+
+    Backends: serial (``jobs=1``), ``jobs`` local processes, or a Dask distributed
+    cluster (``scheduler="tcp://host:8786"``, needs the ``distributed`` extra).  With a
+    ``cache_dir`` every finished task's rows are written there atomically, by this
+    process, as soon as the task finishes; tasks whose file exists are read back and not
+    run.  A sweep killed at any moment (SIGINT, SIGKILL) therefore loses only unfinished
+    tasks, and rerunning it completes the rest: every task appears exactly once.
+    """
+    jobs = check_positive_int(jobs, "jobs")
+    results: dict[int, list[dict]] = {}
+    pending = []
+    for i, spec in enumerate(specs):
+        f = _task_file(cache_dir, spec) if cache_dir is not None else None
+        if f is not None and f.exists():
+            try:
+                results[i] = json.loads(f.read_text())
+                continue
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                pass  # unreadable (should not happen with atomic writes): recompute
+        pending.append(i)
+    bar = tqdm(total=len(specs), initial=len(specs) - len(pending), desc=desc, disable=not progress)
+
+    def done(i, rows):
+        if cache_dir is not None:
+            atomic_write(_task_file(cache_dir, specs[i]), json.dumps(rows))
+        results[i] = rows
+        bar.update(1)
+
+    try:
+        if scheduler is not None:
+            try:
+                from distributed import Client, as_completed
+            except ImportError as exc:
+                raise ImportError("a Dask scheduler needs the distributed extra: "
+                                  "pip install 'hopfield-quant[distributed]'") from exc
+            with Client(scheduler) as client:
+                futures = {client.submit(run_task, specs[i], pure=False): i for i in pending}
+                for fut in as_completed(futures):
+                    done(futures[fut], fut.result())
+        elif jobs > 1 and len(pending) > 1:
+            import concurrent.futures as cf
+            import multiprocessing as mp
+            import os
+
+            ctx = mp.get_context("spawn")  # numba's threading layers are not fork-safe
+            threads = max(1, (os.cpu_count() or 1) // jobs)
+            with cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as ex:
+                futures = {ex.submit(run_task, specs[i]): i for i in pending}
+                for fut in cf.as_completed(futures):
+                    done(futures[fut], fut.result())
+        else:
+            for i in pending:
+                done(i, run_task(specs[i]))
+    finally:
+        bar.close()
+    return [r for i in range(len(specs)) for r in results[i]]
+
+
 def _study(n_neurons, loads, configs, noise_levels, trials, threshold, rule, dynamics, max_sweeps, seed, progress,
-           desc, cache_dir=None) -> list[dict]:
+           desc, cache_dir=None, jobs=1, scheduler=None) -> list[dict]:
     N = check_positive_int(n_neurons, "n_neurons", 2)
     trials = check_positive_int(trials, "trials")
     threshold = check_fraction(threshold, "threshold")
@@ -107,28 +200,11 @@ def _study(n_neurons, loads, configs, noise_levels, trials, threshold, rule, dyn
     if not loads or any(not (a > 0 and math.isfinite(a)) for a in loads):
         raise ValueError(f"loads must be a non-empty list of positive numbers, got {loads!r}.")
     noise_levels = [check_fraction(f, "noise") for f in noise_levels]
-    tasks = [(a, t) for a in loads for t in range(trials)]
-    rows: list[dict] = []
-    for a, t in tqdm(tasks, desc=desc, disable=not progress):
-        done = None
-        if cache_dir is not None:
-            done = Path(cache_dir) / f"{desc.replace(' ', '_')}-N{N}-a{a:.6f}-t{t}-s{seed}.json"
-            if done.exists():  # finished earlier: a resumed study skips it
-                rows += json.loads(done.read_text())
-                continue
-        P = max(1, int(round(a * N)))
-        ss = _task_seed(seed, N, a, t)
-        pat_seed, *noise_seeds = ss.spawn(1 + len(noise_levels))
-        X = random_patterns(P, N, seed=np.random.default_rng(pat_seed))
-        net = HopfieldNetwork.from_patterns(X, rule)
-        base = dict(n_neurons=N, load=a, n_patterns=P, rule=rule, dynamics=dynamics, trial=t)
-        task_rows = []
-        for f, nss in zip(noise_levels, noise_seeds):
-            task_rows += _measure(net, X, configs, f, nss, threshold, dynamics, max_sweeps, base)
-        if done is not None:
-            atomic_write(done, json.dumps(task_rows))
-        rows += task_rows
-    return rows
+    specs = [dict(study=desc.replace(" ", "_"), n_neurons=N, load=a, trial=t, configs=list(configs),
+                  noise_levels=noise_levels, threshold=threshold, rule=rule, dynamics=dynamics,
+                  max_sweeps=int(max_sweeps), seed=int(seed))
+             for a in loads for t in range(trials)]
+    return run_tasks(specs, cache_dir, jobs, scheduler, progress, desc)
 
 
 def capacity(n_neurons: int = 1000, loads: Sequence[float] = tuple(np.round(np.arange(0.02, 0.21, 0.02), 3)),
@@ -136,7 +212,7 @@ def capacity(n_neurons: int = 1000, loads: Sequence[float] = tuple(np.round(np.a
              objectives: Sequence[str] = ("correlation",), trials: int = 3, cue_noise: float = 0.0,
              threshold: float = 0.95, rule: str = "hebb", dynamics: str = "async", max_sweeps: int = 100,
              seed: int = 0, progress: bool = False, configs: Sequence[dict] | None = None,
-             cache_dir=None) -> list[dict]:
+             cache_dir=None, jobs: int = 1, scheduler: str | None = None) -> list[dict]:
     """Fraction of stored patterns retrieved versus load alpha = P/N, per weight variant.
 
     Parameters
@@ -166,6 +242,9 @@ def capacity(n_neurons: int = 1000, loads: Sequence[float] = tuple(np.round(np.a
         Resumable study: each finished (load, trial) task writes its rows to a JSON file
         there (atomically), and a rerun with the same parameters reads them back instead
         of recomputing; an interrupted study loses only unfinished tasks.
+    jobs, scheduler :
+        Run tasks on ``jobs`` local processes or on a Dask cluster (see
+        :func:`run_tasks`); the rows are identical whatever the backend.
 
     Returns
     -------
@@ -176,7 +255,7 @@ def capacity(n_neurons: int = 1000, loads: Sequence[float] = tuple(np.round(np.a
     """
     cfgs = list(configs) if configs is not None else weight_configs(bits, schemes, objectives)
     return _study(n_neurons, loads, cfgs, [cue_noise], trials, threshold, rule, dynamics, max_sweeps, seed, progress,
-                  "capacity", cache_dir)
+                  "capacity", cache_dir, jobs, scheduler)
 
 
 def critical_loads(rows: list[dict], fraction: float = 0.5, n_boot: int = 200, seed: int = 0) -> list[dict]:
@@ -264,11 +343,12 @@ def basins(n_neurons: int = 1000, loads: Sequence[float] = (0.05, 0.1), bits: Se
            noise_levels: Sequence[float] = tuple(np.round(np.linspace(0.0, 0.5, 11), 3)),
            schemes: Sequence[str] = ("uniform",), objectives: Sequence[str] = ("correlation",), trials: int = 2,
            threshold: float = 0.95, rule: str = "hebb", dynamics: str = "async", max_sweeps: int = 100,
-           seed: int = 0, progress: bool = False) -> list[dict]:
+           seed: int = 0, progress: bool = False, cache_dir=None, jobs: int = 1,
+           scheduler: str | None = None) -> list[dict]:
     """Retrieval versus cue noise (fraction of flipped neurons) for chosen loads and bit
-    widths; same columns as :func:`capacity`, one row per noise level too."""
+    widths; same columns and options as :func:`capacity`, one row per noise level too."""
     return _study(n_neurons, loads, weight_configs(bits, schemes, objectives), noise_levels, trials, threshold, rule,
-                  dynamics, max_sweeps, seed, progress, "basins")
+                  dynamics, max_sweeps, seed, progress, "basins", cache_dir, jobs, scheduler)
 
 
 def recall_vs_bits(n_neurons: int = 1000, loads: Sequence[float] = (0.05, 0.1, 0.13),
@@ -276,12 +356,13 @@ def recall_vs_bits(n_neurons: int = 1000, loads: Sequence[float] = (0.05, 0.1, 0
                    schemes: Sequence[str] = ("uniform", "exponential", "lloyd"),
                    objectives: Sequence[str] = ("correlation", "minmax"), cue_noise: float = 0.1, trials: int = 2,
                    threshold: float = 0.95, rule: str = "hebb", dynamics: str = "async", max_sweeps: int = 100,
-                   seed: int = 0, progress: bool = False) -> list[dict]:
+                   seed: int = 0, progress: bool = False, cache_dir=None, jobs: int = 1,
+                   scheduler: str | None = None) -> list[dict]:
     """The main study: recall quality and weight correlation versus bits, per scheme
-    and objective, from cues with ``cue_noise`` flipped neurons; columns as
+    and objective, from cues with ``cue_noise`` flipped neurons; columns and options as
     :func:`capacity`."""
     return _study(n_neurons, loads, weight_configs(bits, schemes, objectives), [cue_noise], trials, threshold, rule,
-                  dynamics, max_sweeps, seed, progress, "recall vs bits")
+                  dynamics, max_sweeps, seed, progress, "recall vs bits", cache_dir, jobs, scheduler)
 
 
 def basin_radii(net, patterns: np.ndarray, noise_levels: Sequence[float] = tuple(np.round(np.arange(0, 0.51, 0.05), 3)),

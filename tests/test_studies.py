@@ -77,7 +77,7 @@ def test_demo_command(tmp_path, capsys):
     rows = list(csv.DictReader(open(tmp_path / "recall_vs_bits.csv")))
     assert len(rows) == 1 + 8 * 3 * 2
     meta = json.loads((tmp_path / "recall_vs_bits.json").read_text())
-    assert meta["parameters"]["seed"] == 0 and meta["seconds"] > 0
+    assert meta["seed"] == 0 and meta["seconds"] > 0 and meta["parameters"]["n_neurons"] == 150
     assert (tmp_path / "recall_vs_bits.png").stat().st_size > 10_000
 
 
