@@ -425,6 +425,8 @@ class Residual(Layer):
     def _short_shape(self, s):
         if self.shortcut == "identity":
             return tuple(s)
+        if len(s) != 3:
+            raise ValueError(f"Residual option_a shortcut expects inputs (C, H, W), got {tuple(s)}.")
         return (s[0], (s[1] - 1) // self.stride + 1, (s[2] - 1) // self.stride + 1)
 
     def output_shape(self, s):
@@ -504,6 +506,8 @@ def layer_from_config(cfg: dict) -> Layer:
         raise ValueError(f"unknown layer type {kind!r}; known types: {', '.join(sorted(LAYER_TYPES))}.")
     args = {k: v for k, v in cfg.items() if k != "type"}
     if kind == "residual":
+        if not isinstance(args.get("body"), list):
+            raise ValueError(f"a residual layer config needs a 'body' list, got {cfg!r}.")
         args["body"] = [layer_from_config(c) for c in args["body"]]
     try:
         return LAYER_TYPES[kind](**args)

@@ -182,7 +182,10 @@ class Sequential:
         """Read a model written by :meth:`save`; clear errors for damaged files."""
         p = Path(path)
         try:
-            with np.load(p, allow_pickle=False) as z:
+            z = np.load(p, allow_pickle=False)
+            if not isinstance(z, np.lib.npyio.NpzFile):
+                raise ValueError("it holds a single array, not an .npz archive")
+            with z:
                 arrays = {k: z[k] for k in z.files}
         except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
             if isinstance(exc, FileNotFoundError):
@@ -194,11 +197,14 @@ class Sequential:
         try:
             cfg = json.loads(arrays.pop("__architecture__").tobytes().decode())
             model = cls.from_config(cfg)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{p}: corrupted architecture ({exc}).") from None
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, IndexError) as exc:
+            raise ValueError(f"{p}: corrupted architecture ({type(exc).__name__}: {exc}).") from None
         except ValueError as exc:
             raise ValueError(f"{p}: {exc}") from None
-        model.set_parameters(arrays)
+        try:
+            model.set_parameters(arrays)
+        except ValueError as exc:
+            raise ValueError(f"{p}: {exc}") from None
         return model
 
 

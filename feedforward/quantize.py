@@ -139,8 +139,15 @@ def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str
     """
     if axis not in ("out_channel", None):
         raise ValueError(f"axis={axis!r} is not supported; use 'out_channel' or None.")
+    if isinstance(skip, str):
+        raise TypeError(f"skip must be a list of layer names, got the string {skip!r}; write skip=({skip!r},).")
     base = fold_batchnorm(model) if fold_bn else copy.deepcopy(model)
     skipped = _resolve_skip(base, skip)
+    if isinstance(bits, Mapping):
+        layers = [p for p, layer in base.named_layers() if isinstance(layer, (Conv2D, Dense))]
+        unknown = sorted(set(bits) - set(layers))
+        if unknown:
+            raise ValueError(f"bits names {unknown}, which are not conv/dense layers; choose from {', '.join(layers)}.")
     quantized, report = {}, []
     for path, layer in base.named_layers():
         if not isinstance(layer, (Conv2D, Dense)):

@@ -84,6 +84,8 @@ def train(model: Sequential, x: np.ndarray, y: np.ndarray, epochs: int = 10, bat
         raise ValueError(f"x has {len(x)} samples but y has {len(y)} labels.")
     if y.min() < 0 or y.max() >= model.output_shape[0]:
         raise ValueError(f"labels must lie in 0..{model.output_shape[0] - 1}, found {y.min()}..{y.max()}.")
+    if lr_schedule not in ("cosine", "constant"):
+        raise ValueError(f"lr_schedule={lr_schedule!r} is not supported; use 'cosine' or 'constant'.")
     opt = optimizer or SGD()
     base_lr = opt.lr
     rng = np.random.default_rng(seed)

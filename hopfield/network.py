@@ -329,9 +329,12 @@ class QuantizedHopfieldNetwork(_Network):
             self._g = quantized.group_size
         else:
             self._g = N * N if quantized.axis is None else N
+        whole = quantized.axis is None and quantized.group_size is None
         if symmetric is None:
-            symmetric = quantized.axis is None and quantized.group_size is None and bool(
-                np.array_equal(quantized.codes, quantized.codes.T))
+            symmetric = whole and bool(np.array_equal(quantized.codes, quantized.codes.T))
+        elif symmetric and not (whole and np.array_equal(quantized.codes, quantized.codes.T)):
+            raise ValueError("symmetric=True needs one codebook for the whole matrix and symmetric codes; "
+                             "pass symmetric=None to detect it.")
         self.symmetric = bool(symmetric)
         self.rho: float | None = None
         self._affine = quantized.scheme == "uniform" and self._g == N * N and self.symmetric

@@ -125,18 +125,24 @@ class QuantizedTensor:
         shape = tuple(int(s) for s in self.shape)
         axis = check_axis(self.axis, len(shape))
         group_size = check_group_size(self.group_size, shape, axis) if shape else None
-        codes = check_codes(self.codes, bits)
+        codes = check_codes(self.codes, bits).copy()  # own copies: they are frozen below
         if codes.shape != shape:
             raise ValueError(f"codes has shape {codes.shape}, expected the tensor shape {shape}.")
         rows = _n_rows(shape, axis, group_size)
         P = n_params(self.scheme, bits)
-        params = np.ascontiguousarray(self.params, dtype=np.float32)
+        params = np.array(self.params, dtype=np.float32, order="C", copy=True)
         if params.shape != (rows, P):
             raise ValueError(f"params has shape {params.shape}, expected {(rows, P)} for scheme {self.scheme!r}.")
         if not np.isfinite(params).all():
             raise ValueError("params contains NaN or inf; the codebook would not be finite.")
         codebook = np.empty((rows, 1 << bits), np.float32)
         K.levels_from_params(_SCHEME_ID[self.scheme], params, 1 << bits, codebook)
+        if not np.isfinite(codebook).all():
+            raise ValueError("the codebook overflows float32 (levels beyond +-3.4e38): the values are too close to "
+                             "the float32 limit for this grid; rescale w (e.g. w / w.std()) and the result after.")
+        if np.any(np.diff(codebook, axis=1) < 0):
+            raise ValueError(f"params describe levels that are not ascending for scheme {self.scheme!r} "
+                             "(negative step, q outside (0, 1] or an unknown variant).")
         for name, value in (
             ("codes", codes), ("params", params), ("bits", bits), ("shape", shape),
             ("axis", axis), ("group_size", group_size), ("codebook", codebook),
@@ -370,8 +376,10 @@ def quantize(
     # the fit sees each row (or a seeded subsample of long rows), normalised to max |y| = 1
     if n > FIT_SAMPLES:
         rng = np.random.default_rng(0 if seed is None else seed)
-        idx = np.sort(rng.choice(n, FIT_SAMPLES, replace=False))
-        Y = X[:, idx].astype(np.float64)
+        idx = np.sort(rng.choice(n, FIT_SAMPLES - 2, replace=False))
+        # each row's own min and max join its sample: the grid's range (min-max levels,
+        # lone spikes) is that of the whole row, not of the draw
+        Y = np.concatenate([X[:, idx].astype(np.float64), xmin[:, None], xmax[:, None]], axis=1)
     else:
         Y = X.astype(np.float64)
     Y -= center[:, None]
@@ -422,6 +430,6 @@ def quantize(
     codes = np.ascontiguousarray(_from_rows(codes_rows, shape, axis, group_size))
     return QuantizedTensor(
         codes=codes, params=params.astype(np.float32), bits=bits, scheme=scheme, shape=shape,
-        dtype=str(arr.dtype), axis=axis, group_size=group_size, objective=objective, gain=gain,
+        dtype=arr.dtype.name, axis=axis, group_size=group_size, objective=objective, gain=gain,
         preserve_mean=bool(preserve_mean),
     )

@@ -74,7 +74,7 @@ def save(path: str | os.PathLike, tensors: Mapping[str, QuantizedTensor | np.nda
         if isinstance(qt, np.ndarray):
             if qt.dtype.kind not in "fiu":
                 raise TypeError(f"tensors[{name!r}] has dtype {qt.dtype}; plain arrays must be float, int or uint.")
-            arr = np.ascontiguousarray(qt, dtype=qt.dtype.newbyteorder("<"))
+            arr = np.array(qt, dtype=qt.dtype.newbyteorder("<"), order="C", copy=True)  # keeps 0-d shapes
             entries.append({"name": name, "kind": "array", "shape": list(arr.shape), "dtype": arr.dtype.str})
             payload.append(arr.tobytes())
             continue
@@ -143,11 +143,24 @@ def load(path: str | os.PathLike, *, return_metadata: bool = False):
         header = json.loads(zlib.decompress(data[_PREFIX.size:hend]).decode("utf-8"))
         entries = header["tensors"]
         metadata = header["metadata"]
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise ValueError("'tensors' must be a list of objects")
+        if not isinstance(metadata, dict):
+            raise ValueError("'metadata' must be an object")
+        names = [e.get("name") for e in entries]
+        if len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
+            raise ValueError("tensor names must be unique non-empty strings")
+        for e in entries:
+            if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in e.get("shape", [None])):
+                raise ValueError(f"tensor {e.get('name')!r} has a bad shape {e.get('shape')!r}")
+            if e.get("kind") == "array" and np.dtype(e["dtype"]).kind not in "fiu":
+                raise ValueError(f"tensor {e.get('name')!r} has a non-numeric dtype {e['dtype']!r}")
         sizes = [(int(np.prod(e["shape"], dtype=np.int64)) * np.dtype(e["dtype"]).itemsize, 0)
                  if e.get("kind") == "array" else
                  (packed_nbytes(np.prod(e["shape"], dtype=np.int64), e["bits"]),
                   4 * int(e["rows"]) * n_params(e["scheme"], e["bits"])) for e in entries]
-    except (zlib.error, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (zlib.error, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError,
+            AttributeError) as exc:
         raise _fail(p, f"corrupted header ({type(exc).__name__}: {exc})") from None
     expected = hend + sum(a + b for a, b in sizes) + _CRC.size
     if len(data) < expected:
@@ -177,6 +190,6 @@ def load(path: str | os.PathLike, *, return_metadata: bool = False):
                 dtype=e["dtype"], axis=e["axis"], group_size=e["group_size"], objective=e["objective"],
                 gain=e["gain"], preserve_mean=e["preserve_mean"],
             )
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise _fail(p, f"inconsistent tensor {e.get('name')!r} ({exc})") from None
     return (out, metadata) if return_metadata else out

@@ -43,11 +43,13 @@ def check_weights(w: object, name: str = "w") -> np.ndarray:
     almost always a mistake, and the fix is an explicit ``w.astype(np.float32)``.
     """
     arr = np.asarray(w)
-    if arr.dtype.kind not in "f":
+    if arr.dtype.kind not in "f" or arr.dtype.itemsize > 8:
         raise TypeError(
             f"{name} must be a float16/float32/float64 array, got dtype {arr.dtype}; "
             f"convert explicitly, e.g. {name}.astype(np.float32)."
         )
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); there is nothing to quantize.")
     finite = np.isfinite(arr)

@@ -121,3 +121,12 @@ def test_help_explains_every_option(capsys):
         text = capsys.readouterr().out
         assert "Example: python -m hopfield " + cmd in text.replace("\n", " ").replace("  ", " ") or "Example:" in text
         assert "--out" in text and "--seed" in text
+
+
+@pytest.mark.slow
+def test_cli_jobs_2_writes_the_same_csv(tmp_path):
+    base = [sys.executable, "-m", "hopfield", "capacity", "--n", "150", "--loads", "0.05:0.15:0.05", "--bits", "float",
+            "2", "--trials", "2", "--quiet", "--seed", "4"]
+    subprocess.run(base + ["--out", str(tmp_path / "serial")], check=True)
+    subprocess.run(base + ["--out", str(tmp_path / "jobs"), "--jobs", "2"], check=True)
+    assert _read(tmp_path / "serial" / "capacity.csv") == _read(tmp_path / "jobs" / "capacity.csv")
