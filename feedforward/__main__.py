@@ -7,7 +7,6 @@ parameters, versions, seed and timing, plots) into ``--out``.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,30 +33,17 @@ def _model(name: str, seed: int):
 
 
 def _sidecar(args, command: str, params: dict, seconds: float, **extra) -> dict:
-    import numba
-    import numpy as np
+    from quantization._io import run_sidecar
 
-    import quantization
-
-    return dict(command=command, argv=" ".join(sys.argv), parameters=params, seed=args.seed,
-                version=quantization.__version__, python=platform.python_version(), numpy=np.__version__,
-                numba=numba.__version__, seconds=round(seconds, 3), **extra)
+    return run_sidecar(command, params, args.seed, seconds, **extra)
 
 
 def _csv_json(rows, meta, out: Path, name: str) -> None:
-    import csv
-    import io
-    import json
-
-    from quantization import atomic_write
+    from quantization._io import write_csv, write_json
 
     if rows:
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-        atomic_write(out / f"{name}.csv", buf.getvalue())
-    atomic_write(out / f"{name}.json", json.dumps(meta, indent=2, default=str))
+        write_csv(rows, out / f"{name}.csv")
+    write_json(meta, out / f"{name}.json")
 
 
 def _load_any(path: Path):
@@ -205,18 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from quantization._io import run_command
+
     args = build_parser().parse_args(argv)
-    try:
-        {"train": cmd_train, "quantize": cmd_quantize, "evaluate": cmd_evaluate, "demo": cmd_demo}[args.command](args)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 - the command line reports every error in one line
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command({"train": cmd_train, "quantize": cmd_quantize, "evaluate": cmd_evaluate,
+                        "demo": cmd_demo}[args.command], args)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ and ``--scheduler tcp://host:8786`` on a Dask cluster, with identical results.
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import time
 from pathlib import Path
@@ -140,14 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _sidecar(args, study: str, params: dict, seconds: float, extra: dict | None = None) -> dict:
-    import numba
-    import numpy as np
+    from quantization._io import run_sidecar
 
-    import quantization
-
-    return dict(study=study, command=" ".join(sys.argv), parameters=params, seed=args.seed,
-                version=quantization.__version__, python=platform.python_version(), numpy=np.__version__,
-                numba=numba.__version__, seconds=round(seconds, 3), **(extra or {}))
+    return run_sidecar(study, params, args.seed, seconds, **(extra or {}))
 
 
 def _progress(args) -> bool:
@@ -288,19 +282,10 @@ def _recall(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        {"demo": _demo, "capacity": _capacity, "basins": _basins, "recall": _recall}[args.command](args)
-    except KeyboardInterrupt:
-        print("interrupted: finished tasks are kept; run the same command again to resume", file=sys.stderr)
-        return 130
-    except Exception as exc:  # noqa: BLE001 - the command line reports every error in one line
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    from quantization._io import run_command
+
+    args = build_parser().parse_args(argv)
+    return run_command({"demo": _demo, "capacity": _capacity, "basins": _basins, "recall": _recall}[args.command], args)
 
 
 if __name__ == "__main__":

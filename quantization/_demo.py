@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 
 import numpy as np
 
 from ._core import quantize
+from ._io import write_csv
 from ._validate import SCHEMES
 
 DISTRIBUTIONS = ("gaussian", "laplacian", "student-t3")
@@ -45,21 +45,12 @@ def run_demo(out: Path, n: int = 200_000, seed: int = 0, bits=range(1, 9), quiet
                     rows.append(dict(distribution=dist, scheme=scheme, objective=objective, bits=b,
                                      rho=qt.correlation(w), sqnr_db=qt.sqnr_db(w), nbytes=qt.nbytes, seconds=dt))
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(out / "quantization_demo.csv", rows)
+    write_csv(rows, out / "quantization_demo.csv")
     _plot(out / "quantization_demo.png", rows, n)
     if not quiet:
         print(format_table(rows))
         print(f"\nwrote {out / 'quantization_demo.csv'} and {out / 'quantization_demo.png'}")
     return rows
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
-        wr = csv.DictWriter(f, fieldnames=list(rows[0]))
-        wr.writeheader()
-        wr.writerows(rows)
-    tmp.replace(path)
 
 
 def format_table(rows: list[dict]) -> str:

@@ -38,3 +38,58 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Iterable[bytes]) -
             os.unlink(tmp)
         raise
     return sum(len(c) for c in chunks)
+
+
+def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
+    """Write tidy rows (dicts with the same keys, in order) as CSV, atomically."""
+    import csv
+    import io
+
+    if not rows:
+        raise ValueError("no rows to write")
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write(path, buf.getvalue())
+
+
+def write_json(obj: dict, path: str | os.PathLike) -> None:
+    """Write a JSON document (e.g. a run's sidecar) atomically."""
+    import json
+
+    atomic_write(path, json.dumps(obj, indent=2, default=str))
+
+
+def run_sidecar(command: str, parameters: dict, seed: int, seconds: float, **extra) -> dict:
+    """What every command-line run records next to its results: the command line, all
+    parameters, the seed, package versions and the elapsed time."""
+    import platform
+    import sys
+
+    import numba
+    import numpy as np
+
+    from . import __version__
+
+    return dict(command=command, argv=" ".join(sys.argv), parameters=parameters, seed=seed, version=__version__,
+                python=platform.python_version(), numpy=np.__version__, numba=numba.__version__,
+                seconds=round(seconds, 3), **extra)
+
+
+def run_command(handler, args) -> int:
+    """Run a command-line handler: one line on stderr and status 2 for any error (the
+    traceback only with ``args.debug``), 130 on Ctrl-C."""
+    import sys
+
+    try:
+        handler(args)
+    except KeyboardInterrupt:
+        print("interrupted: finished tasks are kept; run the same command again to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the command line reports every error in one line
+        if getattr(args, "debug", False):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
