@@ -14,11 +14,11 @@ from pathlib import Path
 MODELS = ("digits_cnn", "lenet", "lenet_bn", "resnet20")
 
 
-def _data(spec: str, seed: int):
+def _data(spec: str, split_seed: int):
     from . import load_digits, load_mnist
 
     if spec == "digits":
-        return load_digits(seed=seed)
+        return load_digits(seed=split_seed)
     p = Path(spec)
     if not p.is_dir():
         raise FileNotFoundError(f"--data {spec!r} is neither 'digits' nor a directory of MNIST-format IDX files")
@@ -58,7 +58,7 @@ def _load_any(path: Path):
 def cmd_train(args) -> None:
     from . import SGD, Adam, train
 
-    xtr, ytr, xte, yte = _data(args.data, args.seed)
+    xtr, ytr, xte, yte = _data(args.data, args.split_seed)
     model = _model(args.model, args.seed)
     if model.input_shape != xtr.shape[1:]:
         raise ValueError(f"model {args.model} expects inputs {model.input_shape}, the data have {xtr.shape[1:]}")
@@ -68,7 +68,7 @@ def cmd_train(args) -> None:
                  x_val=xte, y_val=yte, progress=not args.quiet and sys.stderr.isatty())
     size = model.save(args.out / "model.npz")
     params = dict(data=args.data, model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                  optimizer=args.optimizer)
+                  optimizer=args.optimizer, split_seed=args.split_seed)
     _csv_json(hist, _sidecar(args, "train", params, time.perf_counter() - t0, test_accuracy=hist[-1]["val_accuracy"],
                              n_params=model.n_params(), file_bytes=size), args.out, "train")
     if not args.quiet:
@@ -101,11 +101,11 @@ def cmd_quantize(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    xtr, ytr, xte, yte = _data(args.data, args.seed)
+    xtr, ytr, xte, yte = _data(args.data, args.split_seed)
     model = _load_any(args.model)
     t0 = time.perf_counter()
     acc = model.accuracy(xte, yte)
-    _csv_json([], _sidecar(args, "evaluate", dict(model=str(args.model), data=args.data),
+    _csv_json([], _sidecar(args, "evaluate", dict(model=str(args.model), data=args.data, split_seed=args.split_seed),
                            time.perf_counter() - t0, accuracy=acc, n_test=len(yte)), args.out, "evaluate")
     if not args.quiet:
         print(f"{args.model}: test accuracy {acc:.4f} on {len(yte):,} images")
@@ -114,7 +114,7 @@ def cmd_evaluate(args) -> None:
 def cmd_demo(args) -> None:
     from . import SGD, accuracy_vs_bits, digits_cnn, load_digits, plot_accuracy_vs_bits, train
 
-    xtr, ytr, xte, yte = load_digits(seed=args.seed)
+    xtr, ytr, xte, yte = load_digits(seed=0)
     t0 = time.perf_counter()
     model = digits_cnn(seed=args.seed)
     train(model, xtr, ytr, epochs=10, batch_size=32, optimizer=SGD(lr=0.05), seed=args.seed,
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p):
         p.add_argument("--out", type=Path, default=Path("out"), help="output directory")
-        p.add_argument("--seed", type=int, default=0, help="random seed (initialisation, data order, split)")
+        p.add_argument("--seed", type=int, default=0, help="random seed (initialisation, data order)")
         p.add_argument("--quiet", action="store_true", help="no progress bar, no table")
         p.add_argument("--debug", action="store_true", help="show the full traceback on errors")
 
@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=32, help="mini-batch size")
     t.add_argument("--lr", type=float, default=0.05, help="learning rate (cosine-annealed)")
     t.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"], help="optimizer")
+    t.add_argument("--split-seed", type=int, default=0,
+                   help="train/test split of the digits (use the same value with evaluate)")
     common(t)
 
     q = sub.add_parser("quantize", formatter_class=fmt, help="quantize a trained model, no data needed",
@@ -179,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "Example: python -m feedforward evaluate q/model.hq --data digits")
     e.add_argument("model", type=Path, help="model file (.npz or .hq)")
     e.add_argument("--data", default="digits", help="'digits' or a directory of MNIST-format IDX files")
+    e.add_argument("--split-seed", type=int, default=0, help="train/test split of the digits, as used by train")
     common(e)
 
     d = sub.add_parser("demo", formatter_class=fmt, help="train the digits CNN and quantize it at 1..8 bits",
@@ -195,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     return run_command({"train": cmd_train, "quantize": cmd_quantize, "evaluate": cmd_evaluate,
-                        "demo": cmd_demo}[args.command], args)
+                        "demo": cmd_demo}[args.command], args, "interrupted")
 
 
 if __name__ == "__main__":

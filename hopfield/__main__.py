@@ -32,7 +32,8 @@ def _floats(spec: str) -> list[float]:
         a, b, st = (float(p) for p in parts)
         if st <= 0 or b < a:
             raise argparse.ArgumentTypeError(f"range {spec!r} needs step > 0 and stop >= start")
-        return [float(x) for x in np.round(np.arange(a, b + st / 2, st), 10)]
+        n = int(np.floor((b - a) / st + 1e-9))
+        return [float(x) for x in np.round(a + st * np.arange(n + 1), 10)]
     try:
         return [float(spec)]
     except ValueError:
@@ -248,6 +249,7 @@ def _recall(args) -> None:
         raise ValueError("give exactly one of --patterns FILE or --random P")
     rng = np.random.default_rng(args.seed)
     X = _load_states(args.patterns, "patterns") if args.patterns else random_patterns(args.random, args.n, seed=rng)
+    X = np.atleast_2d(X)
     t0 = time.perf_counter()
     net = HopfieldNetwork.from_patterns(X, args.rule)
     X = np.asarray(X, np.int8)
@@ -257,8 +259,9 @@ def _recall(args) -> None:
     res = net.recall(cues, dynamics=args.dynamics, max_sweeps=args.max_sweeps, temperature=args.temperature,
                      seed=rng)
     S = np.atleast_2d(res.states)
-    targets = X[: len(S)] if len(S) <= len(X) else None
-    m = target_overlaps(S, targets) if targets is not None and targets.shape == S.shape else np.full(len(S), np.nan)
+    k = min(len(S), len(X))  # cue i targets pattern i; extra cues have no target
+    m = np.full(len(S), np.nan)
+    m[:k] = target_overlaps(S[:k], X[:k])
     rows = [dict(cue=i, target_overlap=float(m[i]), sweeps=int(np.atleast_1d(res.sweeps)[i]),
                  converged=bool(np.atleast_1d(res.converged)[i])) for i in range(len(S))]
     args.out.mkdir(parents=True, exist_ok=True)
@@ -276,7 +279,8 @@ def _recall(args) -> None:
     rho = getattr(net, "rho", None)
     write_json(_sidecar(args, "recall", params, time.perf_counter() - t0, dict(rho=rho)), args.out / "recall.json")
     if not args.quiet:
-        print(f"recalled {len(S)} cues: mean target overlap {np.nanmean(m):.4f}, "
+        mean = f"{np.nanmean(m):.4f}" if k else "n/a"
+        print(f"recalled {len(S)} cues: mean target overlap {mean}, "
               f"{np.mean([r['converged'] for r in rows]):.0%} converged" + (f", rho {rho:.4f}" if rho else ""))
         print(f"wrote {args.out / 'final_states.npy'}, recall.csv and recall.json")
 
@@ -285,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     from quantization._io import run_command
 
     args = build_parser().parse_args(argv)
-    return run_command({"demo": _demo, "capacity": _capacity, "basins": _basins, "recall": _recall}[args.command], args)
+    resume = "interrupted: finished tasks are kept; run the same command again to resume"
+    return run_command({"demo": _demo, "capacity": _capacity, "basins": _basins, "recall": _recall}[args.command], args,
+                       resume if args.command != "recall" else "interrupted")
 
 
 if __name__ == "__main__":

@@ -170,8 +170,13 @@ def run_tasks(specs: list[dict], cache_dir=None, jobs: int = 1, scheduler: str |
                                   "pip install 'hopfield-quant[distributed]'") from exc
             with Client(scheduler) as client:
                 futures = {client.submit(run_task, specs[i], pure=False): i for i in pending}
-                for fut in as_completed(futures):
-                    done(futures[fut], fut.result())
+                try:
+                    for fut in as_completed(futures):
+                        done(futures[fut], fut.result())
+                except BaseException:
+                    _harvest(futures, results, done, lambda f: f.status == "finished")
+                    client.cancel(list(futures))
+                    raise
         elif jobs > 1 and len(pending) > 1:
             import concurrent.futures as cf
             import multiprocessing as mp
@@ -179,16 +184,34 @@ def run_tasks(specs: list[dict], cache_dir=None, jobs: int = 1, scheduler: str |
 
             ctx = mp.get_context("spawn")  # numba's threading layers are not fork-safe
             threads = max(1, (os.cpu_count() or 1) // jobs)
-            with cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as ex:
-                futures = {ex.submit(run_task, specs[i]): i for i in pending}
+            ex = cf.ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_worker_init, initargs=(threads,))
+            futures = {ex.submit(run_task, specs[i]): i for i in pending}
+            try:
                 for fut in cf.as_completed(futures):
                     done(futures[fut], fut.result())
+            except BaseException:
+                # keep what finished, drop what did not start, and do not wait for the rest
+                _harvest(futures, results, done,
+                         lambda f: f.done() and not f.cancelled() and f.exception() is None)
+                ex.shutdown(wait=False, cancel_futures=True)
+                raise
+            ex.shutdown(wait=True)
         else:
             for i in pending:
                 done(i, run_task(specs[i]))
     finally:
         bar.close()
     return [r for i in range(len(specs)) for r in results[i]]
+
+
+def _harvest(futures, results, done, finished) -> None:
+    """Save every task that finished before an error or an interrupt."""
+    for fut, i in futures.items():
+        if i not in results and finished(fut):
+            try:
+                done(i, fut.result())
+            except Exception:  # noqa: BLE001 - a failed task is simply not saved
+                pass
 
 
 def _study(n_neurons, loads, configs, noise_levels, trials, threshold, rule, dynamics, max_sweeps, seed, progress,

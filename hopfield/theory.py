@@ -54,7 +54,6 @@ def _alpha(y: float, D: float) -> float:
     return (m * m / (2.0 * y * y)) / (1.0 / (1.0 - C) ** 2 + D)
 
 
-@lru_cache(maxsize=4096)
 def critical_point(rho: float = 1.0) -> tuple[float, float]:
     """(alpha_c, m_c): the largest load with a retrieval solution and its overlap.
 
@@ -68,8 +67,13 @@ def critical_point(rho: float = 1.0) -> tuple[float, float]:
     >>> [round(v, 3) for v in critical_point(1.0)]
     [0.138, 0.967]
     """
+    return _critical_point(_check_rho(rho))
+
+
+@lru_cache(maxsize=4096)
+def _critical_point(rho: float) -> tuple[float, float]:
     D = static_noise(rho)
-    ys = np.linspace(0.05, 6.0, 1200)
+    ys = np.geomspace(1e-5, 6.0, 2400)
     vals = np.array([_alpha(y, D) for y in ys])
     i = int(np.argmax(vals))
     a, b = ys[max(i - 1, 0)], ys[min(i + 1, len(ys) - 1)]
@@ -118,6 +122,7 @@ def overlap(alpha: float, rho: float = 1.0) -> float:
     a = float(alpha)
     if not (a > 0.0 and math.isfinite(a)):
         raise ValueError(f"alpha must be a positive finite number, got {alpha!r}.")
+    rho = _check_rho(rho)
     D = static_noise(rho)
     alpha_c, m_c = critical_point(rho)
     if a > alpha_c:

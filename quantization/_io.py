@@ -10,6 +10,12 @@ from pathlib import Path
 __all__ = ["atomic_write"]
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, data: bytes | str | Iterable[bytes]) -> int:
     """Write ``data`` to ``path`` so that a crash never leaves a half-written file.
 
@@ -27,6 +33,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Iterable[bytes]) -
     chunks = [data.encode("utf-8")] if isinstance(data, str) else [data] if isinstance(data, bytes) else list(data)
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
             for c in chunks:
                 f.write(c)
@@ -57,8 +64,20 @@ def write_csv(rows: list[dict], path: str | os.PathLike) -> None:
 def write_json(obj: dict, path: str | os.PathLike) -> None:
     """Write a JSON document (e.g. a run's sidecar) atomically."""
     import json
+    import math
 
-    atomic_write(path, json.dumps(obj, indent=2, default=str))
+    def clean(v):  # strict JSON has no NaN or infinity: write null
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        if hasattr(v, "item") and getattr(v, "ndim", 1) == 0:  # numpy scalars
+            return clean(v.item())
+        return v
+
+    atomic_write(path, json.dumps(clean(obj), indent=2, default=str, allow_nan=False))
 
 
 def run_sidecar(command: str, parameters: dict, seed: int, seconds: float, **extra) -> dict:
@@ -77,15 +96,15 @@ def run_sidecar(command: str, parameters: dict, seed: int, seconds: float, **ext
                 seconds=round(seconds, 3), **extra)
 
 
-def run_command(handler, args) -> int:
+def run_command(handler, args, interrupted: str = "interrupted") -> int:
     """Run a command-line handler: one line on stderr and status 2 for any error (the
-    traceback only with ``args.debug``), 130 on Ctrl-C."""
+    traceback only with ``args.debug``), 130 and the ``interrupted`` line on Ctrl-C."""
     import sys
 
     try:
         handler(args)
     except KeyboardInterrupt:
-        print("interrupted: finished tasks are kept; run the same command again to resume", file=sys.stderr)
+        print(interrupted, file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the command line reports every error in one line
         if getattr(args, "debug", False):

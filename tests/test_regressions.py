@@ -125,3 +125,62 @@ def test_symmetric_flag_is_checked():
     qt = quantize(net.weights, 2, axis=0)
     with pytest.raises(ValueError, match="symmetric=True needs one codebook"):
         QuantizedHopfieldNetwork(qt, symmetric=True)
+
+
+def test_cli_ranges_stop_at_stop():
+    from hopfield.__main__ import _floats
+
+    assert _floats("0.02:0.2:0.07") == [0.02, 0.09, 0.16]
+    assert _floats("0:0.5:0.05")[-1] == 0.5 and len(_floats("0:0.5:0.05")) == 11
+    assert _floats("0.3:1:0.4") == [0.3, 0.7]
+
+
+def test_recall_overlaps_with_one_pattern_and_extra_cues(tmp_path):
+    import csv
+
+    from hopfield import random_patterns
+    from hopfield.__main__ import main
+
+    X = random_patterns(1, 60, seed=0)[0]
+    np.save(tmp_path / "one.npy", X)
+    np.save(tmp_path / "cues.npy", np.stack([X, X, -X]))
+    assert main(["recall", "--patterns", str(tmp_path / "one.npy"), "--cues", str(tmp_path / "cues.npy"),
+                 "--out", str(tmp_path / "o"), "--quiet"]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "o" / "recall.csv")))
+    assert float(rows[0]["target_overlap"]) == 1.0 and rows[1]["target_overlap"] == "nan"
+
+
+def test_theory_extremes_and_0d_input():
+    from hopfield import theory as T
+
+    a, m = T.critical_point(1e-6)
+    assert 0 < a < 1e-6 and 0 < m < 0.05
+    assert T.critical_load(np.array(0.9)) == T.critical_load(0.9)
+    assert T.overlap(0.05, np.array(0.9)) == T.overlap(0.05, 0.9)
+
+
+def test_written_files_have_normal_permissions_and_strict_json(tmp_path):
+    import os
+
+    from quantization._io import atomic_write, write_json
+
+    atomic_write(tmp_path / "a.txt", "x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (os.stat(tmp_path / "a.txt").st_mode & 0o777) == 0o666 & ~mask
+    write_json({"a": float("nan"), "b": [np.float64(1.5), float("inf")]}, tmp_path / "j.json")
+    assert json.loads((tmp_path / "j.json").read_text()) == {"a": None, "b": [1.5, None]}
+
+
+def test_parallel_sweep_keeps_finished_tasks_when_one_fails(tmp_path):
+    from hopfield import studies as S
+
+    specs = [dict(study="t", n_neurons=60, load=a, trial=0, configs=[dict(bits="float", scheme="none",
+                  objective="none")], noise_levels=[0.0], threshold=0.95, rule="hebb", dynamics="async",
+                  max_sweeps=10, seed=0) for a in (0.05, 0.1, 0.15)]
+    specs.append({**specs[0], "rule": "nonsense", "load": 0.2})  # fails in the worker
+    with pytest.raises(ValueError, match="rule='nonsense'"):
+        S.run_tasks(specs, cache_dir=tmp_path, jobs=2)
+    assert 1 <= len(list(tmp_path.glob("*.json"))) <= 3
+    rows = S.run_tasks(specs[:3], cache_dir=tmp_path, jobs=2)
+    assert len(rows) == 3 and len(list(tmp_path.glob("*.json"))) == 3
