@@ -182,14 +182,19 @@ def accuracy_vs_bits(model: Sequential, x: np.ndarray, y: np.ndarray, bits: Iter
     -------
     list of dict
         One row per (scheme, objective, gain, preserve_mean, bits): accuracy,
-        float_accuracy, accuracy_drop (percentage points), mean_rho (parameter-weighted),
-        compressed_bytes, float_bytes, compression_ratio, seconds.
+        float_accuracy, accuracy_drop (percentage points), mean_rho (of the weights,
+        parameter-weighted), logit_rho (correlation of the outputs with the float model's)
+        and agreement (fraction of inputs with the float model's prediction): finer than
+        accuracy on small test sets; compressed_bytes, float_bytes, compression_ratio,
+        seconds.
     """
     from tqdm.auto import tqdm
 
     with tempfile.TemporaryDirectory() as d:
         float_bytes = os.path.getsize(Path(d) / "f.npz") if model.save(Path(d) / "f.npz") else 0
-        float_acc = fold_batchnorm(model).accuracy(x, y)
+        folded = fold_batchnorm(model)
+        float_acc = folded.accuracy(x, y)
+        float_logits = np.concatenate([folded.forward(x[i:i + 256]) for i in range(0, len(x), 256)])
         combos = [(s, o, g, pm, b) for s in schemes for o in objectives for g in gains for pm in preserve_means
                   for b in bits]
         rows = []
@@ -197,11 +202,15 @@ def accuracy_vs_bits(model: Sequential, x: np.ndarray, y: np.ndarray, bits: Iter
             t0 = time.perf_counter()
             qm = quantize_model(model, b, s, o, axis=axis, gain=g, preserve_mean=pm, skip=skip)
             size = qm.save(Path(d) / "q.hq")
-            acc = qm.accuracy(x, y)
+            logits = np.concatenate([qm.forward(x[i:i + 256]) for i in range(0, len(x), 256)])
+            acc = float(np.mean(logits.argmax(1) == np.asarray(y)))
             n = sum(r["params"] for r in qm.report)
             rows.append(dict(scheme=s, objective=o, gain=g, preserve_mean=pm, bits=b, accuracy=acc,
                              float_accuracy=float_acc, accuracy_drop=100 * (float_acc - acc),
-                             mean_rho=sum(r["rho"] * r["params"] for r in qm.report) / n, compressed_bytes=size,
+                             mean_rho=sum(r["rho"] * r["params"] for r in qm.report) / n,
+                             logit_rho=float(np.corrcoef(float_logits.ravel(), logits.ravel())[0, 1]),
+                             agreement=float(np.mean(logits.argmax(1) == float_logits.argmax(1))),
+                             compressed_bytes=size,
                              float_bytes=float_bytes, compression_ratio=float_bytes / size,
                              seconds=time.perf_counter() - t0))
     return rows
