@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .layers import AvgPool2D, BatchNorm, Conv2D, Dense, Flatten, GlobalAvgPool, MaxPool2D, ReLU, Residual
+from .layers import BatchNorm, Conv2D, Dense, Flatten, GlobalAvgPool, MaxPool2D, ReLU, Residual
 from .model import Sequential
 
 __all__ = ["digits_cnn", "lenet", "resnet_cifar"]
@@ -52,6 +52,3 @@ def resnet_cifar(depth: int = 20, num_classes: int = 10, seed: int = 0) -> Seque
     layers += [GlobalAvgPool(), Dense(64, num_classes)]
     return Sequential(layers, (3, 32, 32), seed=seed)
 
-
-# AvgPool2D and Flatten are re-exported for architectures built by users of the zoo
-_ = (AvgPool2D, Flatten)
