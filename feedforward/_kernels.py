@@ -1,19 +1,40 @@
 """Numba kernels of the CNN layers (NCHW, float32).  No validation here.
 
+Convolution geometry travels as a :class:`ConvGeometry` (kernel size, stride, the top
+and left padding, output size); the bottom and right padding only shape OH and OW.
+
 Convolution is im2col + one BLAS GEMM per group: ``cols`` has shape
 (C * kh * kw, N * OH * OW) with row ``c * kh * kw + ki * kw + kj`` and column
-``n * OH * OW + oh * OW + ow``, so the rows of one group are contiguous.
+``n * OH * OW + oh * OW + ow``, so the rows of one group are contiguous.  Depthwise
+convolutions at inference use the direct kernel :func:`depthwise_forward` instead.
 """
 
 from __future__ import annotations
 
+from collections import namedtuple
+
 import numpy as np
 from numba import njit, prange
 
+ConvGeometry = namedtuple("ConvGeometry", ["kh", "kw", "stride", "pad_top", "pad_left", "OH", "OW"])
+ConvGeometry.__doc__ = """Kernel (kh, kw), stride, top/left zero padding and output size (OH, OW) of a
+convolution; input pixel of output (oh, ow) and tap (ki, kj) is
+(oh * stride + ki - pad_top, ow * stride + kj - pad_left)."""
+
+
+@njit(cache=True)
+def _valid_range(off, stride, W, OW):
+    """The output columns ``ow`` in [lo, hi) whose input column ``ow * stride + off``
+    lies in [0, W)."""
+    lo = max(0, -(off // stride))
+    hi = min(OW, (W - 1 - off) // stride + 1)
+    return lo, max(lo, hi)
+
 
 @njit(cache=True, parallel=True)
-def im2col(x, kh, kw, stride, pad, OH, OW, cols):
+def im2col(x, g, cols):
     N, C, H, W = x.shape
+    kh, kw, stride, OH, OW = g.kh, g.kw, g.stride, g.OH, g.OW
     for r in prange(C * kh * kw):
         c = r // (kh * kw)
         ki = (r // kw) % kh
@@ -21,9 +42,9 @@ def im2col(x, kh, kw, stride, pad, OH, OW, cols):
         for n in range(N):
             base = n * OH * OW
             for oh in range(OH):
-                ih = oh * stride + ki - pad
+                ih = oh * stride + ki - g.pad_top
                 for ow in range(OW):
-                    iw = ow * stride + kj - pad
+                    iw = ow * stride + kj - g.pad_left
                     if 0 <= ih < H and 0 <= iw < W:
                         cols[r, base + oh * OW + ow] = x[n, c, ih, iw]
                     else:
@@ -31,9 +52,10 @@ def im2col(x, kh, kw, stride, pad, OH, OW, cols):
 
 
 @njit(cache=True, parallel=True)
-def col2im(cols, kh, kw, stride, pad, OH, OW, dx):
+def col2im(cols, g, dx):
     """Adjoint of :func:`im2col`: dx[n, c] += the columns that read it."""
     N, C, H, W = dx.shape
+    kh, kw, stride, OH, OW = g.kh, g.kw, g.stride, g.OH, g.OW
     for p in prange(N * C):
         n = p // C
         c = p % C
@@ -45,13 +67,42 @@ def col2im(cols, kh, kw, stride, pad, OH, OW, dx):
             for kj in range(kw):
                 r = c * kh * kw + ki * kw + kj
                 for oh in range(OH):
-                    ih = oh * stride + ki - pad
+                    ih = oh * stride + ki - g.pad_top
                     if ih < 0 or ih >= H:
                         continue
                     for ow in range(OW):
-                        iw = ow * stride + kj - pad
+                        iw = ow * stride + kj - g.pad_left
                         if 0 <= iw < W:
                             dx[n, c, ih, iw] += cols[r, base + oh * OW + ow]
+
+
+@njit(cache=True, parallel=True)
+def depthwise_forward(x, w, bias, g, y):
+    """Direct depthwise convolution: output channel ``o = c * m + j`` (m = O // C) is
+    bias[o] + the taps w[o, 0] over input channel c; float32 accumulation."""
+    N, C, H, W = x.shape
+    O = w.shape[0]
+    m = O // C
+    kh, kw, stride, OH, OW = g.kh, g.kw, g.stride, g.OH, g.OW
+    for p in prange(N * C):
+        n = p // C
+        c = p % C
+        for j in range(m):
+            o = c * m + j
+            b = bias[o]
+            for oh in range(OH):
+                for ow in range(OW):
+                    y[n, o, oh, ow] = b
+                for ki in range(kh):
+                    ih = oh * stride + ki - g.pad_top
+                    if ih < 0 or ih >= H:
+                        continue
+                    for kj in range(kw):
+                        wv = w[o, 0, ki, kj]
+                        off = kj - g.pad_left
+                        lo, hi = _valid_range(off, stride, W, OW)
+                        for ow in range(lo, hi):
+                            y[n, o, oh, ow] += wv * x[n, c, ih, ow * stride + off]
 
 
 @njit(cache=True, parallel=True)

@@ -16,7 +16,7 @@ import numpy as np
 from . import _kernels as K
 
 __all__ = [
-    "Layer", "Conv2D", "Dense", "ReLU", "MaxPool2D", "AvgPool2D", "GlobalAvgPool", "BatchNorm", "Flatten",
+    "Layer", "Conv2D", "Dense", "ReLU", "ReLU6", "MaxPool2D", "AvgPool2D", "GlobalAvgPool", "BatchNorm", "Flatten",
     "Dropout", "Residual", "Identity", "LAYER_TYPES", "layer_from_config",
 ]
 
@@ -78,34 +78,89 @@ def _he(rng, shape, fan_in):
 class Conv2D(Layer):
     """2-D convolution, weight (out_channels, in_channels // groups, k, k), optional bias.
 
-    ``groups = in_channels = out_channels`` is a depthwise convolution.
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size : int
+        Square kernels only.
+    stride : int
+    padding : int or 4 ints (top, bottom, left, right)
+        Zeros added around the input; asymmetric padding such as (0, 1, 0, 1) is what
+        TensorFlow's ``"SAME"`` gives a stride-2 convolution on an even input.
+    groups : int
+        ``groups = in_channels`` is a depthwise convolution (any channel multiplier
+        ``out_channels // in_channels``); it runs a direct kernel at inference.
+    bias : bool
+
+    Attributes
+    ----------
+    padding : tuple of 4 int
+        (top, bottom, left, right).
+    pad : int or tuple of 4 int
+        The padding as an int when all four sides agree, else the 4-tuple.
+
+    Raises
+    ------
+    ValueError
+        On non-integer or out-of-range sizes, a padding that is not one int or four,
+        or groups that do not divide the channel counts.
+
+    Examples
+    --------
+    >>> conv = Conv2D(3, 8, 3, stride=2, padding=(0, 1, 0, 1))
+    >>> conv.output_shape((3, 32, 32))
+    (8, 16, 16)
     """
 
     kind = "conv2d"
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1, padding: int = 0,
-                 groups: int = 1, bias: bool = True):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 padding: int | tuple[int, int, int, int] = 0, groups: int = 1, bias: bool = True):
         super().__init__()
         for name, v, lo in (("in_channels", in_channels, 1), ("out_channels", out_channels, 1),
-                            ("kernel_size", kernel_size, 1), ("stride", stride, 1), ("padding", padding, 0),
-                            ("groups", groups, 1)):
-            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
+                            ("kernel_size", kernel_size, 1), ("stride", stride, 1), ("groups", groups, 1)):
+            if not self._is_int(v) or v < lo:
                 raise ValueError(f"Conv2D {name} must be an int >= {lo}, got {v!r}.")
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2D groups={groups} must divide in_channels={in_channels} and "
                              f"out_channels={out_channels}.")
-        self.cin, self.cout, self.k, self.stride, self.pad, self.groups = (
-            int(in_channels), int(out_channels), int(kernel_size), int(stride), int(padding), int(groups))
+        self.padding = self._padding4(padding)
+        self.pad = self.padding[0] if len(set(self.padding)) == 1 else self.padding
+        self.cin, self.cout, self.k, self.stride, self.groups = (
+            int(in_channels), int(out_channels), int(kernel_size), int(stride), int(groups))
         self.bias = bool(bias)
+
+    @staticmethod
+    def _is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    @classmethod
+    def _padding4(cls, padding):
+        """(top, bottom, left, right) from an int or a sequence of 4 ints (a JSON list too)."""
+        if cls._is_int(padding):
+            p = (int(padding),) * 4
+        elif (isinstance(padding, (tuple, list)) and len(padding) == 4
+              and all(cls._is_int(v) for v in padding)):
+            p = tuple(int(v) for v in padding)
+        else:
+            raise ValueError(f"Conv2D padding must be an int >= 0 or 4 ints (top, bottom, left, right) >= 0, "
+                             f"got {padding!r}; e.g. padding=1 or padding=(0, 1, 0, 1).")
+        if min(p) < 0:
+            raise ValueError(f"Conv2D padding must be >= 0 on every side, got {padding!r}.")
+        return p
 
     def output_shape(self, s):
         if len(s) != 3 or s[0] != self.cin:
             raise ValueError(f"Conv2D expects input (C={self.cin}, H, W), got {s}.")
-        oh = (s[1] + 2 * self.pad - self.k) // self.stride + 1
-        ow = (s[2] + 2 * self.pad - self.k) // self.stride + 1
+        top, bottom, left, right = self.padding
+        oh = (s[1] + top + bottom - self.k) // self.stride + 1
+        ow = (s[2] + left + right - self.k) // self.stride + 1
         if oh < 1 or ow < 1:
             raise ValueError(f"Conv2D kernel {self.k} with padding {self.pad} does not fit input {s}.")
         return (self.cout, oh, ow)
+
+    def _geometry(self, OH, OW):
+        return K.ConvGeometry(self.k, self.k, self.stride, self.padding[0], self.padding[2], OH, OW)
 
     def build(self, s, rng):
         out = super().build(s, rng)
@@ -117,21 +172,39 @@ class Conv2D(Layer):
         return out
 
     def forward(self, x, train=False):
+        """Training and the general case: im2col + one GEMM per group (the columns are
+        kept for :meth:`backward`).  Inference of a depthwise convolution runs a direct
+        kernel, of a 1x1 stride-1 convolution one GEMM per sample on the input as is."""
         N = x.shape[0]
         C, OH, OW = self.output_shape(x.shape[1:])
-        k, g = self.k, self.groups
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        k, g, O = self.k, self.groups, self.cout
+        if not train and g == self.cin:
+            w = np.ascontiguousarray(self.params["weight"], dtype=np.float32)
+            bias = (np.ascontiguousarray(self.params["bias"], dtype=np.float32) if self.bias
+                    else np.zeros(O, np.float32))
+            y = np.empty((N, O, OH, OW), np.float32)
+            K.depthwise_forward(x, w, bias, self._geometry(OH, OW), y)
+            return y
+        if not train and g == 1 and k == 1 and self.stride == 1 and self.padding == (0, 0, 0, 0):
+            y = np.empty((N, O, OH, OW), np.float32)
+            np.matmul(self.params["weight"].reshape(O, self.cin), x.reshape(N, self.cin, OH * OW),
+                      out=y.reshape(N, O, OH * OW))
+            if self.bias:
+                y += self.params["bias"][:, None, None]
+            return y
         cols = np.empty((self.cin * k * k, N * OH * OW), np.float32)
-        K.im2col(x, k, k, self.stride, self.pad, OH, OW, cols)
-        W = self.params["weight"].reshape(self.cout, -1)
-        og, rg = self.cout // g, (self.cin // g) * k * k
-        y = np.empty((self.cout, N * OH * OW), np.float32)
+        K.im2col(x, self._geometry(OH, OW), cols)
+        W = self.params["weight"].reshape(O, -1)
+        og, rg = O // g, (self.cin // g) * k * k
+        y = np.empty((O, N * OH * OW), np.float32)
         for j in range(g):
             np.matmul(W[j * og:(j + 1) * og], cols[j * rg:(j + 1) * rg], out=y[j * og:(j + 1) * og])
         if self.bias:
             y += self.params["bias"][:, None]
         if train:
             self._cache = (cols, x.shape)
-        return np.ascontiguousarray(y.reshape(self.cout, N, OH, OW).transpose(1, 0, 2, 3))
+        return np.ascontiguousarray(y.reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
 
     def backward(self, dy):
         cols, xshape = self._cache
@@ -150,7 +223,7 @@ class Conv2D(Layer):
         if self.bias:
             self.grads["bias"] += d.sum(axis=1)
         dx = np.empty(xshape, np.float32)
-        K.col2im(dcols, k, k, self.stride, self.pad, OH, OW, dx)
+        K.col2im(dcols, self._geometry(OH, OW), dx)
         self._cache = None
         return dx
 
@@ -159,8 +232,9 @@ class Conv2D(Layer):
         return c * oh * ow * (self.cin // self.groups) * self.k * self.k
 
     def config(self):
+        pad = self.pad if self._is_int(self.pad) else list(self.padding)
         return {"type": self.kind, "in_channels": self.cin, "out_channels": self.cout, "kernel_size": self.k,
-                "stride": self.stride, "padding": self.pad, "groups": self.groups, "bias": self.bias}
+                "stride": self.stride, "padding": pad, "groups": self.groups, "bias": self.bias}
 
 
 class Dense(Layer):
@@ -217,6 +291,20 @@ class ReLU(Layer):
         if train:
             self._mask = x > 0
         return np.maximum(x, 0)
+
+    def backward(self, dy):
+        return dy * self._mask
+
+
+class ReLU6(Layer):
+    """min(max(x, 0), 6) (MobileNet, EfficientNet-Lite)."""
+
+    kind = "relu6"
+
+    def forward(self, x, train=False):
+        if train:
+            self._mask = (x > 0) & (x < 6)
+        return np.clip(x, 0, 6)
 
     def backward(self, dy):
         return dy * self._mask
@@ -494,7 +582,7 @@ class Residual(Layer):
 
 
 LAYER_TYPES: dict[str, type[Layer]] = {cls.kind: cls for cls in (
-    Identity, Conv2D, Dense, ReLU, MaxPool2D, AvgPool2D, GlobalAvgPool, BatchNorm, Flatten, Dropout, Residual)}
+    Identity, Conv2D, Dense, ReLU, ReLU6, MaxPool2D, AvgPool2D, GlobalAvgPool, BatchNorm, Flatten, Dropout, Residual)}
 
 
 def layer_from_config(cfg: dict) -> Layer:

@@ -83,7 +83,22 @@ class Sequential:
                                for i in range(0, len(x), batch_size)])
 
     def accuracy(self, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
-        return float(np.mean(self.predict(x, batch_size) == np.asarray(y)))
+        """Fraction of inputs whose predicted class equals the label.
+
+        Raises
+        ------
+        ValueError, TypeError
+            Labels that are not one integer per input (e.g. shape (N, 1) or one-hot),
+            which would otherwise broadcast into a meaningless figure.
+        """
+        y = np.asarray(y)
+        n = len(x)
+        if y.shape != (n,):
+            raise ValueError(f"y must have shape ({n},), one class index per input, got {y.shape}; "
+                             "for (N, 1) labels pass y.ravel(), for one-hot labels y.argmax(1).")
+        if y.dtype.kind not in "iu":
+            raise TypeError(f"y must hold integer class indices, got dtype {y.dtype}; use y.astype(int).")
+        return float(np.mean(self.predict(x, batch_size) == y))
 
     def zero_grads(self) -> None:
         for layer in self.layers:

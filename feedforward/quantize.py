@@ -59,6 +59,13 @@ class QuantizedModel:
     def forward(self, x):
         return self.model.forward(x)
 
+    @property
+    def nbytes(self) -> int:
+        """Packed codes and codebooks of the quantized weights plus every other
+        parameter as float32: the payload of :meth:`save` (the file adds a header)."""
+        return sum(self.quantized[k].nbytes if k in self.quantized else v.nbytes
+                   for k, v in self.model.named_parameters().items())
+
     def save(self, path: str | os.PathLike) -> int:
         """Write the compressed model (architecture + packed codes + codebooks + float
         biases) in the core's file format, atomically; returns its size in bytes, the
@@ -102,10 +109,28 @@ def _resolve_skip(model: Sequential, skip: Iterable[str]) -> set[str]:
     return out
 
 
-def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str = "uniform",
+_CORE_KEYS = ("scheme", "objective", "gain", "preserve_mean", "axis", "group_size")
+
+
+def _core_options(options: Mapping) -> dict:
+    """The core's keyword arguments from quantize_model-style options (per-tensor axis
+    names mapped to the core's), with quantize_model's defaults."""
+    unknown = sorted(set(options) - set(_CORE_KEYS) - {"bias_correction", "skip", "fold_bn", "equalize"})
+    if unknown:
+        raise TypeError(f"unexpected options {unknown}; known: {', '.join(_CORE_KEYS)}, bias_correction, skip.")
+    axis = options.get("axis", "out_channel")
+    if axis not in ("out_channel", None):
+        raise ValueError(f"axis={axis!r} is not supported; use 'out_channel' or None.")
+    group_size = options.get("group_size")
+    return dict(objective=options.get("objective", "correlation"), gain=options.get("gain", "unbiased"),
+                preserve_mean=options.get("preserve_mean", True), group_size=group_size,
+                axis=0 if axis == "out_channel" and group_size is None else None)
+
+
+def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str | Mapping[str, str] = "uniform",
                    objective: str = "correlation", axis: str | None = "out_channel", group_size: int | None = None,
                    gain: str = "unbiased", preserve_mean: bool = True, skip: Iterable[str] = (),
-                   fold_bn: bool = True) -> QuantizedModel:
+                   fold_bn: bool = True, bias_correction: bool = True, equalize: bool = False) -> QuantizedModel:
     """Quantize every Conv2D/Dense weight of ``model`` through :func:`quantization.quantize`.
 
     Parameters
@@ -114,14 +139,15 @@ def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str
         Not modified.
     bits : int or mapping of layer path to int
         One width for every layer, or per layer ("0": 8, "8": 4, ...); layers missing
-        from a mapping stay float32.
-    scheme, objective, gain, preserve_mean :
+        from a mapping stay float32.  :func:`feedforward.allocate_bits` chooses one for
+        a storage budget.
+    scheme : str or mapping of layer path to str, default "uniform"
+        One scheme, or one per layer (e.g. ``allocate_bits(...).scheme``).
+    objective, gain, preserve_mean :
         Passed to the core (see :func:`quantization.quantize`).  Each output channel
         feeds the next layer's fixed (folded BatchNorm) statistics, so ``gain`` and
         ``preserve_mean`` matter.  The defaults, slope-1 gain with preserved channel
-        means, come from ``bench/cnn_study.py``: on LeNet-5+BN/MNIST at 2 bits they
-        lift uniform from 94.5% to 98.2% and exponential from 96.8% to 98.7% (float
-        99.26%), and they are best or tied-best at 3 bits.
+        means, come from ``bench/cnn_study.py`` and ``bench/pretrained_study.py``.
     axis : "out_channel" or None
         Per output channel codebooks (axis 0 of (O, I, k, k) and (O, I) weights), or
         one per tensor.
@@ -132,41 +158,75 @@ def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str
         first and last conv/dense layers, a common choice).  Default: quantize all.
     fold_bn : bool, default True
         Fold BatchNorm into the preceding conv/dense before quantizing.
+    bias_correction : bool, default True
+        Data-free bias correction (Nagel et al. 2019): subtract from each layer's bias
+        the mean shift (W_q - W) E[x] its quantization adds, with E[x] predicted from
+        the preceding BatchNorm's parameters through ReLU/ReLU6 (see
+        :func:`feedforward.remedies.expected_inputs`); layers whose input mean is not
+        known this way are left as they are.
+    equalize : bool, default False
+        Cross-layer equalization (Nagel et al. 2019) of conv pairs joined by ReLU
+        before quantizing (see :func:`feedforward.remedies.equalize`).  It keeps the
+        float function and mostly helps per-tensor grids; ``bench/pretrained_study.py``
+        measures it.
 
     Returns
     -------
     QuantizedModel
     """
-    if axis not in ("out_channel", None):
-        raise ValueError(f"axis={axis!r} is not supported; use 'out_channel' or None.")
+    from .remedies import bias_shift
+    from .remedies import equalize as _equalize
+    from .remedies import expected_inputs
+
     if isinstance(skip, str):
         raise TypeError(f"skip must be a list of layer names, got the string {skip!r}; write skip=({skip!r},).")
+    core = _core_options(dict(objective=objective, gain=gain, preserve_mean=preserve_mean, axis=axis,
+                              group_size=group_size))
+    means = expected_inputs(model) if bias_correction else {}
     base = fold_batchnorm(model) if fold_bn else copy.deepcopy(model)
+    if equalize:
+        for path, s_in in _equalize(base).items():
+            if means.get(path) is not None:
+                means[path] = means[path] / s_in
     skipped = _resolve_skip(base, skip)
-    if isinstance(bits, Mapping):
-        layers = [p for p, layer in base.named_layers() if isinstance(layer, (Conv2D, Dense))]
-        unknown = sorted(set(bits) - set(layers))
-        if unknown:
-            raise ValueError(f"bits names {unknown}, which are not conv/dense layers; choose from {', '.join(layers)}.")
+    layers = [p for p, layer in base.named_layers() if isinstance(layer, (Conv2D, Dense))]
+    for what, m in (("bits", bits), ("scheme", scheme)):
+        if isinstance(m, Mapping):
+            unknown = sorted(set(m) - set(layers))
+            if unknown:
+                raise ValueError(f"{what} names {unknown}, which are not conv/dense layers; choose from "
+                                 f"{', '.join(layers)}.")
     quantized, report = {}, []
     for path, layer in base.named_layers():
         if not isinstance(layer, (Conv2D, Dense)):
             continue
         w = layer.params["weight"]
         b = bits.get(path) if isinstance(bits, Mapping) else bits
+        s = scheme.get(path, "uniform") if isinstance(scheme, Mapping) else scheme
         row = {"layer": path, "type": layer.kind, "params": int(w.size), "float_bytes": int(w.nbytes)}
         if b is None or path in skipped:
-            report.append({**row, "bits": 32, "rho": 1.0, "sqnr_db": float("inf"), "bytes": int(w.nbytes)})
+            report.append({**row, "bits": 32, "scheme": "float32", "rho": 1.0, "sqnr_db": float("inf"),
+                           "bytes": int(w.nbytes), "bias_shift": 0.0})
             continue
-        qt = qz.quantize(w, b, scheme, objective, axis=0 if axis == "out_channel" and group_size is None else None,
-                         group_size=group_size, gain=gain, preserve_mean=preserve_mean)
+        qt = qz.quantize(w, b, s, **core)
         quantized[f"{path}.weight"] = qt
-        layer.params["weight"] = qt.dequantize()
-        report.append({**row, "bits": int(b), "rho": qt.correlation(w), "sqnr_db": qt.sqnr_db(w),
-                       "bytes": int(qt.nbytes)})
-    settings = dict(bits=dict(bits) if isinstance(bits, Mapping) else int(bits), scheme=scheme, objective=objective,
+        wq = qt.dequantize()
+        shift = 0.0
+        mean_in = means.get(path)
+        if mean_in is not None:
+            d = bias_shift(layer, w, wq, mean_in)
+            bias = layer.params.get("bias", np.zeros(len(d), np.float32)).astype(np.float64)
+            layer.params["bias"] = (bias - d).astype(np.float32)
+            layer.bias = True
+            shift = float(np.sqrt(np.mean(d * d)))
+        layer.params["weight"] = wq
+        report.append({**row, "bits": int(b), "scheme": s, "rho": qz.correlation(w, wq), "sqnr_db": qz.sqnr_db(w, wq),
+                       "bytes": int(qt.nbytes), "bias_shift": shift})
+    settings = dict(bits=dict(bits) if isinstance(bits, Mapping) else int(bits),
+                    scheme=dict(scheme) if isinstance(scheme, Mapping) else scheme, objective=objective,
                     axis=axis, group_size=group_size, gain=gain, preserve_mean=bool(preserve_mean),
-                    skip=sorted(skipped), fold_bn=bool(fold_bn))
+                    skip=sorted(skipped), fold_bn=bool(fold_bn), bias_correction=bool(bias_correction),
+                    equalize=bool(equalize))
     return QuantizedModel(base, quantized, report, settings)
 
 

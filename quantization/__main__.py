@@ -12,8 +12,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
         "demo",
-        help="table and plot of correlation/SQNR versus bits for every scheme",
-        description="Quantize synthetic Gaussian, Laplacian and Student-t(3) weights with every scheme "
+        help="table and plot of correlation/SQNR versus bits for the four classic schemes",
+        description="Quantize synthetic Gaussian, Laplacian and Student-t(3) weights with each scheme "
         "(uniform, exponential, pow2, lloyd), correlation-optimal and min-max, at 1..8 bits; print a "
         "table and write quantization_demo.csv and quantization_demo.png. "
         "Example: python -m quantization demo --out out --n 200000 --seed 0",

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _kernels as K
+from ._normal import MAX_EVENTS as _NORMAL_MAX_EVENTS
+from ._normal import fit_normal as _fit_normal
+from ._normal import normal_table
 from ._validate import (
     GAINS,
     OBJECTIVES,
@@ -22,7 +25,8 @@ from ._validate import (
 from .metrics import correlation as _correlation
 from .metrics import sqnr_db as _sqnr_db
 
-_SCHEME_ID = {"uniform": K.UNIFORM, "exponential": K.EXPONENTIAL, "pow2": K.POW2, "lloyd": K.LLOYD}
+_SCHEME_ID = {"uniform": K.UNIFORM, "exponential": K.EXPONENTIAL, "pow2": K.POW2, "lloyd": K.LLOYD,
+              "normal": K.NORMAL}
 _OBJECTIVE_ID = {"correlation": K.OBJ_CORRELATION, "mse": K.OBJ_MSE, "minmax": K.OBJ_MINMAX}
 _FLOAT_DTYPES = ("float16", "float32", "float64")
 _LLOYD_BINS = 4096
@@ -33,8 +37,11 @@ def n_params(scheme: str, bits: int) -> int:
     """Number of float32 parameters stored per codebook row.
 
     uniform: (scale, zero_point, offset); exponential and pow2: (c, q, variant, offset);
-    lloyd: the 2**bits levels (an offset is free: it is folded into the levels).
+    lloyd: the 2**bits levels (an offset is free: it is folded into the levels);
+    normal: (scale, offset).
     """
+    if scheme == "normal":
+        return 2
     if scheme == "uniform":
         return 3
     if scheme in ("exponential", "pow2"):
@@ -81,11 +88,11 @@ class QuantizedTensor:
         Index of each element's level in its codebook row (values < 2**bits).
     params : ndarray of float32, shape (n_rows, P)
         What is stored: uniform (scale, zero_point, offset), exponential/pow2
-        (c, q, variant, offset), lloyd (the 2**bits levels).
+        (c, q, variant, offset), lloyd (the 2**bits levels), normal (scale, offset).
     bits : int
         Bits per code, 1..8.
     scheme : str
-        ``"uniform"``, ``"exponential"``, ``"pow2"`` or ``"lloyd"``.
+        ``"uniform"``, ``"exponential"``, ``"pow2"``, ``"lloyd"`` or ``"normal"``.
     shape : tuple of int
         Original shape.
     dtype : str
@@ -136,13 +143,13 @@ class QuantizedTensor:
         if not np.isfinite(params).all():
             raise ValueError("params contains NaN or inf; the codebook would not be finite.")
         codebook = np.empty((rows, 1 << bits), np.float32)
-        K.levels_from_params(_SCHEME_ID[self.scheme], params, 1 << bits, codebook)
+        K.levels_from_params(_SCHEME_ID[self.scheme], params, 1 << bits, normal_table(bits), codebook)
         if not np.isfinite(codebook).all():
             raise ValueError("the codebook overflows float32 (levels beyond +-3.4e38): the values are too close to "
                              "the float32 limit for this grid; rescale w (e.g. w / w.std()) and the result after.")
         if np.any(np.diff(codebook, axis=1) < 0):
             raise ValueError(f"params describe levels that are not ascending for scheme {self.scheme!r} "
-                             "(negative step, q outside (0, 1] or an unknown variant).")
+                             "(negative step or scale, q outside (0, 1] or an unknown variant).")
         for name, value in (
             ("codes", codes), ("params", params), ("bits", bits), ("shape", shape),
             ("axis", axis), ("group_size", group_size), ("codebook", codebook),
@@ -262,7 +269,7 @@ def quantize(
         The tensor. NaN/inf, empty arrays and integer dtypes are refused.
     bits : int
         Bits per code, 1..8; every scheme uses all ``2**bits`` codes.
-    scheme : {"uniform", "exponential", "pow2", "lloyd"}, default "uniform"
+    scheme : {"uniform", "exponential", "pow2", "lloyd", "normal"}, default "uniform"
         ``uniform``: equally spaced levels ``step * (k - z)``.  The fit tries the
         symmetric grid without zero (z = (K-1)/2) and the two grids with an exact zero
         and one extra level on either side (z = K/2, K/2 - 1, like int8's -128..127),
@@ -274,6 +281,10 @@ def quantize(
         ``lloyd``: a free codebook, the globally optimal 1-D k-means (exact dynamic
         programming on the sorted row, or on ~4096 quantile+equal-width bins for
         longer rows) polished by Lloyd iterations on all samples.
+        ``normal``: NormalFloat levels, a fixed table of 2**bits normal quantiles in
+        [-1, 1] (bitsandbytes' NF4 at 4 bits: 8 positive levels including 1, 7
+        negative including -1, and an exact zero; 1 bit: {-1, 1}) times a fitted
+        per-row scale (QLoRA, Dettmers et al. 2023).  Stores (scale, offset).
     objective : {"correlation", "mse", "minmax"}, default "correlation"
         ``correlation`` maximises the correlation between w and Q(w) that the
         reconstruction can realise: Pearson rho when ``preserve_mean=True`` (a stored
@@ -284,11 +295,15 @@ def quantize(
         shifts the whole tensor.  For lloyd this is the MSE optimum (a free codebook
         absorbs any affine map).  ``mse`` minimises
         ||w - Q(w)||^2 of the fitted grid; ``minmax`` is the naive baseline (grid
-        spans ±max|w|; lloyd: levels evenly over [min, max]).  The correlation and mse
+        spans ±max|w|; lloyd: levels evenly over [min, max]; normal: scale = max|w|,
+        bitsandbytes' absmax).  The correlation and mse
         fits always also try the minmax grid, so they are never worse than it (on the fit
         sample, for subsampled rows).  The parametric fits are coarse global scans
         plus local refinement, not certified optima; lloyd is exactly optimal on
-        rows of up to 4096 elements.
+        rows of up to 4096 elements; normal finds the exact optimal scale in
+        [lo, 1] x max|w| (lo = rms/8 clipped to [1e-6, 1/2], normalised) by sweeping every
+        scale where a code changes, on rows with at most 2**18 such changes (about
+        n * 2**(bits-1)), and scans like the other parametric schemes beyond.
     axis : int or None, default None
         None: one codebook for the whole tensor; an int: one per slice along that axis
         (axis=0 is per output channel for (out, in, kh, kw) weights).
@@ -309,7 +324,9 @@ def quantize(
         0.3 / 1.4.
     preserve_mean : bool, default False
         Quantize deviations from each row's mean and add one offset per row so the row
-        mean is exact (stored in ``params``; free for lloyd).  Grids are otherwise
+        mean is exact (stored in ``params``; free for lloyd).  With ``normal`` and
+        ``objective="minmax"``, ``preserve_mean=False`` and ``gain="none"`` this is
+        bitsandbytes' NF quantization (levels ``max|w| * T``).  Grids are otherwise
         centred on zero.
     seed : int, Generator or None
         Rows longer than ``2**20`` elements are fitted on a random subsample of ``2**20``
@@ -393,6 +410,11 @@ def quantize(
     nc = nonconst.astype(np.uint8)
     if scheme == "lloyd":
         K.fit_lloyd(Y, nc, Kc, oid, preserve_mean, _LLOYD_BINS, fit_levels)
+    elif scheme == "normal":
+        table = normal_table(bits).astype(np.float64)
+        alpha = np.zeros(R)
+        _fit_normal(Y, nc, table, oid, preserve_mean, rms, _NORMAL_MAX_EVENTS, alpha, fit_levels)
+        fitp[:, 0] = alpha
     else:
         K.fit_parametric(Y, nc, sid, Kc, oid, preserve_mean, rms, fitp, fit_levels)
     del Y
@@ -412,6 +434,9 @@ def quantize(
         params[:, 2] = off
     elif scheme == "lloyd":
         params[:] = scale[:, None] * fit_levels + off[:, None]
+    elif scheme == "normal":
+        params[:, 0] = scale * fitp[:, 0]
+        params[:, 1] = off
     else:
         params[:, 0] = scale * fitp[:, 0]
         params[:, 1] = fitp[:, 1]
@@ -423,6 +448,8 @@ def quantize(
         params[~nonconst] = center[~nonconst, None]
     elif scheme == "uniform":
         params[~nonconst, 2] = center[~nonconst]
+    elif scheme == "normal":
+        params[~nonconst, 1] = center[~nonconst]
     else:
         params[~nonconst, 1] = 0.5
         params[~nonconst, 3] = center[~nonconst]

@@ -3,7 +3,7 @@
 Layout (all integers little-endian)::
 
     offset 0   magic  b"HQUANT"                      6 bytes
-    offset 6   format version (uint16) = 1            2 bytes
+    offset 6   format version (uint16) = 1 or 2       2 bytes
     offset 8   header length h (uint32)               4 bytes
     offset 12  header: zlib-compressed UTF-8 JSON     h bytes
                payload: for each tensor, in header order,
@@ -16,6 +16,12 @@ A_j is exactly ``16 + h + sum(T_i.nbytes) + sum(A_j.nbytes)`` bytes.  The JSON
 header lists each tensor's name, shape, dtype, bits, scheme, layout and fit provenance,
 plus a free ``metadata`` object (e.g. a model architecture).  Writes are atomic: a
 temporary file in the target directory is fsynced and renamed over the target.
+
+Versions: 1 is the original layout; 2 is the same layout and adds the ``normal`` scheme
+(two params per row).  :func:`save` writes the lowest version that can hold the file's
+contents (2 only when a ``normal`` tensor is present), so files without one stay
+readable by version-1 readers, and an old reader meeting a ``normal`` tensor says
+"upgrade" instead of misreading it.  :func:`load` reads both.
 """
 
 from __future__ import annotations
@@ -37,7 +43,9 @@ from ._packing import pack_bits, packed_nbytes, unpack_bits
 __all__ = ["save", "load", "FormatError", "FORMAT_VERSION"]
 
 MAGIC = b"HQUANT"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the newest version this module writes and reads
+_READABLE = (1, 2)
+_SCHEME_SINCE = {"normal": 2}  # schemes that need a newer version than 1
 _PREFIX = struct.Struct("<6sHI")
 _CRC = struct.Struct("<I")
 
@@ -92,7 +100,8 @@ def save(path: str | os.PathLike, tensors: Mapping[str, QuantizedTensor | np.nda
     except TypeError as exc:
         raise TypeError(f"metadata must be JSON-serialisable: {exc}") from None
     hbytes = zlib.compress(header.encode("utf-8"), 9)
-    body = [_PREFIX.pack(MAGIC, FORMAT_VERSION, len(hbytes)), hbytes, *payload]
+    version = max([1] + [_SCHEME_SINCE.get(e.get("scheme"), 1) for e in entries])
+    body = [_PREFIX.pack(MAGIC, version, len(hbytes)), hbytes, *payload]
     crc = 0
     for c in body:
         crc = zlib.crc32(c, crc)
@@ -133,9 +142,9 @@ def load(path: str | os.PathLike, *, return_metadata: bool = False):
     magic, version, hlen = _PREFIX.unpack_from(data, 0)
     if magic != MAGIC:
         raise _fail(p, f"not a hopfield-quant file (magic {magic!r}, expected {MAGIC!r})")
-    if version != FORMAT_VERSION:
-        raise _fail(p, f"format version {version} is not supported by this reader (version {FORMAT_VERSION}); "
-                       "upgrade hopfield-quant to read it")
+    if version not in _READABLE:
+        raise _fail(p, f"format version {version} is not supported by this reader (versions "
+                       f"{', '.join(map(str, _READABLE))}); upgrade hopfield-quant to read it")
     hend = _PREFIX.size + hlen
     if hend + _CRC.size > len(data):
         raise _fail(p, f"truncated: header claims {hlen} bytes but the file has {len(data)} bytes in all")
@@ -155,6 +164,9 @@ def load(path: str | os.PathLike, *, return_metadata: bool = False):
                 raise ValueError(f"tensor {e.get('name')!r} has a bad shape {e.get('shape')!r}")
             if e.get("kind") == "array" and np.dtype(e["dtype"]).kind not in "fiu":
                 raise ValueError(f"tensor {e.get('name')!r} has a non-numeric dtype {e['dtype']!r}")
+            if e.get("kind") != "array" and _SCHEME_SINCE.get(e.get("scheme"), 1) > version:
+                raise ValueError(f"tensor {e.get('name')!r} uses scheme {e.get('scheme')!r}, which needs format "
+                                 f"version {_SCHEME_SINCE[e['scheme']]}, but the file says version {version}")
         sizes = [(int(np.prod(e["shape"], dtype=np.int64)) * np.dtype(e["dtype"]).itemsize, 0)
                  if e.get("kind") == "array" else
                  (packed_nbytes(np.prod(e["shape"], dtype=np.int64), e["bits"]),

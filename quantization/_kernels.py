@@ -14,7 +14,8 @@ Conventions shared by every kernel
   computed on sorted samples use the same rule, so a fitted score is the realised one.
 * Fit parameters (``fitp``, normalised units) per scheme:
   ``uniform``: (step, zero_point, 0); ``exponential``/``pow2``: (c, q, variant);
-  ``lloyd``: the levels themselves (a separate array).
+  ``lloyd``: the levels themselves (a separate array); ``normal``: its scale, fitted
+  in ``_normal.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ UNIFORM = 0
 EXPONENTIAL = 1
 POW2 = 2
 LLOYD = 3
+NORMAL = 4  # fixed NormalFloat table times a scale (see _normal.py)
 
 OBJ_CORRELATION = 0
 OBJ_MSE = 1
@@ -90,11 +92,13 @@ def grid_from_fitp(scheme, p0, p1, p2, K, out):
 
 
 @njit(cache=True)
-def levels_from_params(scheme, params, K, out):
+def levels_from_params(scheme, params, K, table, out):
     """Codebook rows (float32) from stored float32 parameters; one deterministic formula.
 
     ``params`` is (n_rows, P) float32: uniform (scale, zero_point, offset), exponential
-    and pow2 (c, q, variant, offset), lloyd (the K levels).
+    and pow2 (c, q, variant, offset), lloyd (the K levels), normal (scale, offset) with
+    levels ``scale * table[k] + offset`` in float64 (``table``: the K float32 NormalFloat
+    levels; ignored by the other schemes).
     """
     buf = np.empty(K, np.float64)
     for r in range(params.shape[0]):
@@ -103,6 +107,9 @@ def levels_from_params(scheme, params, K, out):
         elif scheme == LLOYD:
             for k in range(K):
                 buf[k] = params[r, k]
+        elif scheme == NORMAL:
+            for k in range(K):
+                buf[k] = np.float64(params[r, 0]) * np.float64(table[k]) + np.float64(params[r, 1])
         else:
             exponential_levels(
                 np.float64(params[r, 0]), np.float64(params[r, 1]), int(params[r, 2]), np.float64(params[r, 3]), K, buf

@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-SCHEMES = ("uniform", "exponential", "pow2", "lloyd")
+SCHEMES = ("uniform", "exponential", "pow2", "lloyd", "normal")
 OBJECTIVES = ("correlation", "mse", "minmax")
 GAINS = ("unbiased", "lsq", "none")
 

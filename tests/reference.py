@@ -244,3 +244,100 @@ def pool2d(x, k, stride, op):
                 for j in range(OW):
                     y[n, c, i, j] = op(x[n, c, i * stride:i * stride + k, j * stride:j * stride + k])
     return y
+
+
+# ------------------------------------------------------------------ normal (NF) scheme
+
+
+def nearest_codes_absmax(w, table):
+    """bitsandbytes' NF encode of one row: each w / max|w| to its nearest table level
+    (ties to the larger level), by distance to every level."""
+    w = np.asarray(w, np.float64).ravel()
+    absmax = np.abs(w).max()
+    return encode(w / absmax if absmax > 0 else w, table)
+
+
+def best_scale_dense(y, table, objective, preserve_mean, lo, n_points=20001):
+    """Brute force over the scale: the best score (as :func:`grid_score`) of the grid
+    ``alpha * table`` for alpha on a dense linear grid over [lo, 1] plus alpha = 1, every
+    element encoded by distance to every level (ties to the larger); returns (score, alpha)."""
+    y = np.asarray(y, np.float64).ravel()
+    T = np.asarray(table, np.float64)
+    alphas = np.concatenate([np.linspace(lo, 1.0, n_points), [1.0]])
+    L = alphas[:, None] * T[None, :]                      # (A, K)
+    d = np.abs(y[None, :, None] - L[:, None, :])          # (A, n, K)
+    last_min = T.size - 1 - np.argmin(d[:, :, ::-1], axis=2)
+    q = np.take_along_axis(L, last_min, axis=1)           # (A, n)
+    if objective == "mse":
+        err = q - y[None, :]
+        if preserve_mean:
+            err = err - err.mean(axis=1, keepdims=True)
+        score = -np.sum(err * err, axis=1)
+    elif preserve_mean:
+        qc = q - q.mean(axis=1, keepdims=True)
+        yc = y - y.mean()
+        den = np.sqrt(np.sum(qc * qc, axis=1) * np.sum(yc * yc))
+        score = np.where(den > 0, np.sum(qc * yc[None, :], axis=1) / np.where(den > 0, den, 1), 0.0)
+    else:
+        den = np.sqrt(np.sum(q * q, axis=1) * np.sum(y * y))
+        score = np.where(den > 0, np.sum(q * y[None, :], axis=1) / np.where(den > 0, den, 1), 0.0)
+    i = int(np.argmax(score))
+    return float(score[i]), float(alphas[i])
+
+
+# ------------------------------------------------------------------ CNN engine: padding, depthwise
+
+
+def _pad4(padding):
+    return (padding,) * 4 if np.isscalar(padding) else tuple(int(p) for p in padding)
+
+
+def conv2d_padded(x, W, b, stride, padding, groups):
+    """Direct loops over every output element and every tap; ``padding`` is an int or
+    (top, bottom, left, right); a tap outside the input reads 0.  float64."""
+    top, bottom, left, right = _pad4(padding)
+    N, C, H, Wd = x.shape
+    O, Cg, kh, kw = W.shape
+    OH = (H + top + bottom - kh) // stride + 1
+    OW = (Wd + left + right - kw) // stride + 1
+    og = O // groups
+    y = np.zeros((N, O, OH, OW))
+    for n in range(N):
+        for o in range(O):
+            g = o // og
+            for i in range(OH):
+                for j in range(OW):
+                    acc = float(b[o]) if b is not None else 0.0
+                    for cg in range(Cg):
+                        for ki in range(kh):
+                            for kj in range(kw):
+                                ih, iw = i * stride + ki - top, j * stride + kj - left
+                                if 0 <= ih < H and 0 <= iw < Wd:
+                                    acc += float(x[n, g * Cg + cg, ih, iw]) * float(W[o, cg, ki, kj])
+                    y[n, o, i, j] = acc
+    return y
+
+
+def conv2d_padded_backward(x, W, dy, stride, padding, groups):
+    """Gradients (dx, dW, db) of sum(dy * conv2d_padded(x, W, b, ...)) by the same loops."""
+    top, _, left, _ = _pad4(padding)
+    N, C, H, Wd = x.shape
+    O, Cg, kh, kw = W.shape
+    OH, OW = dy.shape[2], dy.shape[3]
+    og = O // groups
+    dx, dW = np.zeros(x.shape), np.zeros(W.shape)
+    for n in range(N):
+        for o in range(O):
+            g = o // og
+            for i in range(OH):
+                for j in range(OW):
+                    d = float(dy[n, o, i, j])
+                    for cg in range(Cg):
+                        for ki in range(kh):
+                            for kj in range(kw):
+                                ih, iw = i * stride + ki - top, j * stride + kj - left
+                                if 0 <= ih < H and 0 <= iw < Wd:
+                                    dx[n, g * Cg + cg, ih, iw] += d * float(W[o, cg, ki, kj])
+                                    dW[o, cg, ki, kj] += d * float(x[n, g * Cg + cg, ih, iw])
+    return dx, dW, dy.sum(axis=(0, 2, 3), dtype=np.float64)
+
