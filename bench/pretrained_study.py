@@ -44,7 +44,7 @@ import feedforward as ff  # noqa: E402
 import quantization as qz  # noqa: E402
 from feedforward.layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool,  # noqa: E402
                                 Identity, MaxPool2D, ReLU, ReLU6, Residual)
-from feedforward.remedies import bias_shift, expected_inputs  # noqa: E402
+from feedforward.remedies import correct_bias, expected_inputs  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 FIELDS = ["net", "method", "bits", "accuracy", "float_accuracy", "drop", "ratio", "bytes", "float_bytes", "mean_rho",
@@ -194,9 +194,7 @@ def apply_baseline(model, folded, fn, bits, correct):
         qb[f"{path}.weight"] = nb
         rhos.append((qz.correlation(w, wq), w.size))
         if means.get(path) is not None:
-            d = bias_shift(layer, w, wq, means[path])
-            layer.params["bias"] = (layer.params.get("bias", np.zeros(len(d), np.float32)) - d).astype(np.float32)
-            layer.bias = True
+            correct_bias(layer, w, wq, means[path])
         layer.params["weight"] = np.ascontiguousarray(wq, np.float32)
     return q, model_bytes(q, qb), sum(r * n for r, n in rhos) / sum(n for _, n in rhos)
 

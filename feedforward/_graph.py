@@ -59,8 +59,7 @@ def _merge_pads(ops: list[Op]) -> list[Op]:
         new = Conv2D(conv.cin, conv.cout, conv.k, conv.stride, (pt + t, pb + b, pl + left, pr + r), conv.groups,
                      conv.bias)
         new.params = conv.params
-        if hasattr(conv, "source"):
-            new.source = conv.source
+        new.__dict__.update({k: v for k, v in vars(conv).items() if k.startswith("source")})  # importer's names
         nxt[0].layer = new
         nxt[0].inputs = op.inputs
     return out
@@ -77,13 +76,26 @@ def _option_a(branch: list[Op]) -> int | None:
 def build_layers(ops: list[Op], input_name: str, output_name: str) -> list[Layer]:
     """Nest the operations of a graph (topological order) into a list of layers.
 
+    Parameters
+    ----------
+    ops : list of Op
+        In topological order; consumed (padding ops are merged into the convolutions
+        that follow them, in place).
+    input_name, output_name : str
+        The graph's input and output tensors.
+
+    Returns
+    -------
+    list of Layer
+        For :class:`Sequential`.
+
     Raises
     ------
     GraphError
         A fork that does not close with an addition, a shortcut that holds layers, a
         tensor that is computed but never reaches the output, an op of an unknown kind.
     """
-    ops = _merge_pads([op for op in ops])
+    ops = _merge_pads(ops)
     alias: dict[str, str] = {}
 
     def res(t):
@@ -184,8 +196,8 @@ def build_layers(ops: list[Op], input_name: str, output_name: str) -> list[Layer
                 layers.append(item.layer)
                 continue
             _, join, (b1, b2) = item
-            flat1 = [o for o in b1 if isinstance(o, Op)] if all(isinstance(o, Op) for o in b1) else None
-            flat2 = [o for o in b2 if isinstance(o, Op)] if all(isinstance(o, Op) for o in b2) else None
+            flat1 = b1 if all(isinstance(o, Op) for o in b1) else None
+            flat2 = b2 if all(isinstance(o, Op) for o in b2) else None
             for short, body in ((flat1, b2), (flat2, b1)):
                 if short is None:
                     continue

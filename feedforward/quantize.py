@@ -41,8 +41,8 @@ class QuantizedModel:
     quantized : dict of str to QuantizedTensor
         The quantized weights by parameter name ("3.weight", "5.body.0.weight").
     report : list of dict
-        Per layer: layer, type, params, bits, rho, sqnr_db, bytes (packed codes +
-        codebook), float_bytes.
+        Per layer: layer, type, params, bits, scheme, rho, sqnr_db, bytes (packed codes
+        + codebook), float_bytes, bias_shift (RMS of the bias correction).
     settings : dict
         How the weights were quantized.
     """
@@ -109,15 +109,15 @@ def _resolve_skip(model: Sequential, skip: Iterable[str]) -> set[str]:
     return out
 
 
-_CORE_KEYS = ("scheme", "objective", "gain", "preserve_mean", "axis", "group_size")
+_CORE_KEYS = ("objective", "gain", "preserve_mean", "axis", "group_size")
 
 
 def _core_options(options: Mapping) -> dict:
     """The core's keyword arguments from quantize_model-style options (per-tensor axis
     names mapped to the core's), with quantize_model's defaults."""
-    unknown = sorted(set(options) - set(_CORE_KEYS) - {"bias_correction", "skip", "fold_bn", "equalize"})
+    unknown = sorted(set(options) - set(_CORE_KEYS))
     if unknown:
-        raise TypeError(f"unexpected options {unknown}; known: {', '.join(_CORE_KEYS)}, bias_correction, skip.")
+        raise TypeError(f"unexpected options {unknown}; known: {', '.join(_CORE_KEYS)}.")
     axis = options.get("axis", "out_channel")
     if axis not in ("out_channel", None):
         raise ValueError(f"axis={axis!r} is not supported; use 'out_channel' or None.")
@@ -142,7 +142,8 @@ def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str
         from a mapping stay float32.  :func:`feedforward.allocate_bits` chooses one for
         a storage budget.
     scheme : str or mapping of layer path to str, default "uniform"
-        One scheme, or one per layer (e.g. ``allocate_bits(...).scheme``).
+        One scheme, or one per layer (e.g. ``allocate_bits(...).scheme``); quantized
+        layers missing from a mapping use "uniform".
     objective, gain, preserve_mean :
         Passed to the core (see :func:`quantization.quantize`).  Each output channel
         feeds the next layer's fixed (folded BatchNorm) statistics, so ``gain`` and
@@ -174,7 +175,7 @@ def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str
     -------
     QuantizedModel
     """
-    from .remedies import bias_shift
+    from .remedies import correct_bias
     from .remedies import equalize as _equalize
     from .remedies import expected_inputs
 
@@ -214,11 +215,7 @@ def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str
         shift = 0.0
         mean_in = means.get(path)
         if mean_in is not None:
-            d = bias_shift(layer, w, wq, mean_in)
-            bias = layer.params.get("bias", np.zeros(len(d), np.float32)).astype(np.float64)
-            layer.params["bias"] = (bias - d).astype(np.float32)
-            layer.bias = True
-            shift = float(np.sqrt(np.mean(d * d)))
+            shift = correct_bias(layer, w, wq, mean_in)
         layer.params["weight"] = wq
         report.append({**row, "bits": int(b), "scheme": s, "rho": qz.correlation(w, wq), "sqnr_db": qz.sqnr_db(w, wq),
                        "bytes": int(qt.nbytes), "bias_shift": shift})

@@ -21,7 +21,8 @@ from .layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, Glob
                      ReLU6, Residual)
 from .model import Sequential
 
-__all__ = ["clipped_normal_moments", "expected_inputs", "equalize", "BitAllocation", "allocate_bits"]
+__all__ = ["clipped_normal_moments", "expected_inputs", "bias_shift", "correct_bias", "equalize", "layer_error",
+           "BitAllocation", "allocate_bits"]
 
 Stats = tuple[np.ndarray, np.ndarray] | None  # per-channel (mean, variance) or unknown
 
@@ -42,6 +43,8 @@ def clipped_normal_moments(mean: np.ndarray, var: np.ndarray, lo: float = 0.0,
     ReLU is ``lo=0, hi=inf``; ReLU6 ``lo=0, hi=6``.  Closed form with the standard
     normal pdf and cdf (truncated-normal moments); var = 0 gives clip(mean).
     """
+    if math.isinf(lo):
+        raise ValueError(f"lo must be finite, got {lo!r}.")
     mu = np.asarray(mean, np.float64)
     sd = np.sqrt(np.maximum(np.asarray(var, np.float64), 0.0))
     out_m = np.clip(mu, lo, hi).astype(np.float64)
@@ -129,6 +132,16 @@ def bias_shift(layer: Layer, w_float: np.ndarray, w_quant: np.ndarray, mean_in: 
     m = mean_in.reshape(g, cin_g)
     per_in = d.sum(axis=(2, 3)).reshape(g, og, cin_g)
     return np.einsum("goi,gi->go", per_in, m).reshape(-1)
+
+
+def correct_bias(layer: Layer, w_float: np.ndarray, w_quant: np.ndarray, mean_in: np.ndarray) -> float:
+    """Subtract :func:`bias_shift` from ``layer``'s bias in place (creating a bias if it
+    has none); returns the RMS of the correction."""
+    d = bias_shift(layer, w_float, w_quant, mean_in)
+    bias = layer.params.get("bias", np.zeros(len(d), np.float32)).astype(np.float64)
+    layer.params["bias"] = (bias - d).astype(np.float32)
+    layer.bias = True
+    return float(np.sqrt(np.mean(d * d)))
 
 
 # ------------------------------------------------------ cross-layer equalization
@@ -242,11 +255,16 @@ def layer_error(qt: qz.QuantizedTensor, w: np.ndarray) -> float:
     return float(np.mean(1.0 / rho ** 2 - 1.0))
 
 
-def _choose(options: list[list[tuple[int, float]]], budget: int, resolution: int = 4096) -> list[int] | None:
+def _choose(options: list[list[tuple[int, float]]], budget: int, resolution: int | None = None) -> list[int] | None:
     """Multiple-choice knapsack: one option (bytes, error) per layer, total bytes within
-    ``budget``, minimal total error.  Exact dynamic programming on bytes rounded up to
-    ``budget / resolution`` (so the budget is never exceeded)."""
-    unit = max(budget / resolution, 1e-12)
+    ``budget``, minimal total error.  Dynamic programming over bytes in units of
+    ``budget / resolution`` (default 1024 per layer, at least 4096), each option's bytes
+    rounded up, so the budget is never exceeded; exact in bytes when the budget is at
+    most ``resolution`` bytes, otherwise the rounding costs at most one unit per layer
+    (1/1024 of the budget in all)."""
+    if resolution is None:
+        resolution = max(4096, 1024 * len(options))
+    unit = max(budget / resolution, 1.0)
     cost = [[math.ceil(b / unit - 1e-9) for b, _ in opts] for opts in options]
     cap = int(math.floor(budget / unit + 1e-9))
     INF = math.inf
@@ -303,7 +321,8 @@ def allocate_bits(model: Sequential, avg_bits: float | None = None, target_ratio
     skip : tuple of str
         Layers left in float32 (as in quantize_model); not counted in the budget.
     **options
-        objective, gain, preserve_mean, axis, group_size for the core.
+        objective, gain, preserve_mean, axis, group_size for the core, and equalize
+        (as in quantize_model: allocate on the weights that will be quantized).
 
     Returns
     -------
@@ -314,19 +333,27 @@ def allocate_bits(model: Sequential, avg_bits: float | None = None, target_ratio
     ValueError
         No or both budgets, a budget no allocation meets.
     """
+    from numbers import Real
+
     from .model import fold_batchnorm
     from .quantize import _core_options, _resolve_skip
 
+    for name, v in (("avg_bits", avg_bits), ("target_ratio", target_ratio)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, Real)):
+            raise TypeError(f"{name} must be a number, got {v!r}.")
+        if v is not None and not v > 0:
+            raise ValueError(f"{name} must be positive, got {v!r}.")
     if (avg_bits is None) == (target_ratio is None):
         raise ValueError("give exactly one of avg_bits and target_ratio.")
-    if avg_bits is not None and not (isinstance(avg_bits, (int, float)) and avg_bits > 0):
-        raise ValueError(f"avg_bits must be a positive number, got {avg_bits!r}.")
-    if target_ratio is not None and not (isinstance(target_ratio, (int, float)) and target_ratio > 0):
-        raise ValueError(f"target_ratio must be a positive number, got {target_ratio!r}.")
+    if "scheme" in options:
+        raise TypeError("allocate_bits takes schemes=(...) (the candidates), not scheme=.")
     if not bits or not schemes:
         raise ValueError("bits and schemes must name at least one candidate each.")
-    core = _core_options(options)
+    core = _core_options({k: v for k, v in options.items() if k != "equalize"})
     base = fold_batchnorm(model)
+    if options.get("equalize"):
+        from .remedies import equalize as _eq
+        _eq(base)
     skipped = _resolve_skip(base, skip)
     layers = [(p, layer) for p, layer in base.named_layers()
               if isinstance(layer, (Conv2D, Dense)) and p not in skipped]
@@ -344,7 +371,8 @@ def allocate_bits(model: Sequential, avg_bits: float | None = None, target_ratio
     picks = _choose(options_per_layer, budget)
     if picks is None:
         least = sum(min(b for b, _ in opts) for opts in options_per_layer)
-        raise ValueError(f"no allocation fits {budget} bytes; the smallest candidates need {least} bytes "
+        raise ValueError(f"no allocation fits {budget} bytes (each layer's bytes rounded up to {budget} / "
+                         f"{max(4096, 1024 * len(options_per_layer))}); the smallest candidates need {least} bytes "
                          f"(ratio {4 * n / least:.2f}x, {8 * least / n:.2f} bits per weight).")
     bmap = {p: cands[j][0] for (p, _), j in zip(layers, picks)}
     smap = {p: cands[j][1] for (p, _), j in zip(layers, picks)}

@@ -44,8 +44,9 @@ def load_state_dict(model: Sequential, state_dict: Mapping[str, Any]) -> Sequent
 
     Keys are matched by order: the model's parameters in layer order (weight, bias;
     BatchNorm weight, bias, running_mean, running_var) against the state_dict's entries
-    with ``num_batches_tracked`` and a ``module.`` prefix (DataParallel) dropped, which
-    is the order PyTorch registers them for a model defined layer by layer.
+    with ``num_batches_tracked`` dropped, which is the order PyTorch registers them for a
+    model defined layer by layer (names, such as a DataParallel ``module.`` prefix, do
+    not matter; shapes are checked).
 
     Raises
     ------
@@ -139,7 +140,10 @@ def _pool(node, cls, kernel_size, stride, padding, ceil_mode=False, **extra):
 
 def _module_op(torch, name, m, node_shape):
     nn = torch.nn
-    if type(m) in (nn.Conv2d,) and m.padding_mode == "zeros":
+    if type(m) is nn.Conv2d:
+        if m.padding_mode != "zeros":
+            raise GraphError(f"node {name!r}: Conv2d with padding_mode={m.padding_mode!r} is not supported; "
+                             "only zero padding.")
         return _conv(name, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups)
     if type(m) is nn.Linear:
         return _dense(m.weight, m.bias)
@@ -154,8 +158,6 @@ def _module_op(torch, name, m, node_shape):
             raise GraphError(f"node {name!r}: dilated pooling is not supported.")
         return _pool(name, MaxPool2D, m.kernel_size, m.stride, m.padding, m.ceil_mode)
     if type(m) is nn.AvgPool2d:
-        if not m.count_include_pad and _pair(m.padding, "padding", name):
-            raise GraphError(f"node {name!r}: AvgPool2d with count_include_pad=False is not supported.")
         return _pool(name, AvgPool2D, m.kernel_size, m.stride, m.padding, m.ceil_mode)
     if type(m) is nn.AdaptiveAvgPool2d:
         if m.output_size not in (1, (1, 1), [1, 1]):
@@ -247,8 +249,9 @@ def _graph_ops(torch, gm) -> tuple[list[Op], str, str]:
             src = node.target
         elif node.op == "call_function":
             r = _function_op(torch, F, gm, node, shape)
-            # functional conv/linear: name the layer after the module that owns the weight
-            src = node.args[1].target.rsplit(".", 1)[0] if node.target in (F.conv2d, F.linear) else name
+            # functional conv/linear: named after its weight ("stem.weight" -> "stem")
+            src = (node.args[1].target.removesuffix(".weight") if node.target in (F.conv2d, F.linear)
+                   else name)
         elif node.op == "call_method":
             r = _method_op(node, shape)
             src = name
@@ -272,6 +275,14 @@ def _graph_ops(torch, gm) -> tuple[list[Op], str, str]:
             ops.append(Op(name, kind, (x,), name, attrs={key: val}))
         else:
             r.source = src
+            if isinstance(r, (Conv2D, Dense)):
+                if node.op == "call_module":
+                    r.source_weight = f"{src}.weight"
+                    r.source_bias = f"{src}.bias" if r.bias else None
+                else:
+                    r.source_weight = node.args[1].target
+                    b = _arg(node, 2, "bias", None)
+                    r.source_bias = b.target if b is not None else None
             ops.append(Op(name, "layer", (x,), name, r))
     return ops, inp, out
 
@@ -435,16 +446,20 @@ def quantize_torch_model(module, bits, input_shape: tuple[int, ...] | None = Non
 
     The weights are quantized through the shared core with the recipe of
     :func:`feedforward.quantize_model` (its defaults are the best data-free recipe the
-    study measured) and written back as float32 values on the quantized levels, so the
-    module keeps running in PyTorch.
+    study measured) and written back as float values, so the module keeps running in
+    PyTorch.
 
     With ``input_shape`` and a module that :func:`from_torch` can import, the whole
     recipe applies, including the data-free remedies that need the network's structure
-    (bias correction from BatchNorm statistics): corrections land in the conv/linear
-    bias, or in the running mean of the BatchNorm that follows a bias-free conv.  Any
-    other module (no ``input_shape``, or layers ``from_torch`` does not know) gets its
-    Conv1d/2d/3d and Linear weights quantized one by one, per output channel, with a
-    warning that says what was left out and why.
+    (bias correction from BatchNorm statistics, cross-layer equalization).  BatchNorm is
+    folded for quantizing: a conv followed by a BatchNorm gets W_q / s with s the
+    BatchNorm's per-channel scale (so its codes are those of the folded weight), and bias
+    corrections land in the conv/linear bias, or in the running mean of the BatchNorm
+    that follows a bias-free conv.  A bias-free conv/linear with no BatchNorm after it
+    gets a new ``bias`` parameter (a new state_dict key).  Any other module (no
+    ``input_shape``, or layers ``from_torch`` does not know) gets its Conv1d/2d/3d and
+    Linear weights quantized one by one, per output channel, with a warning that says
+    why the structural remedies were left out.
 
     Parameters
     ----------
@@ -457,10 +472,13 @@ def quantize_torch_model(module, bits, input_shape: tuple[int, ...] | None = Non
         Shape of one sample; enables the structural remedies.
     path : path, optional
         Also write the compressed model (packed codes + codebooks + every other
-        parameter) in the core's file format, atomically.
+        parameter) in the core's file format, atomically: a ``QuantizedModel`` file
+        (:func:`feedforward.load_quantized`) when the module was imported, else the
+        module's tensors by their state_dict names (:func:`quantization.load`).
     **options
-        Passed to :func:`feedforward.quantize_model` (scheme, objective, gain,
-        preserve_mean, bias_correction, ...).
+        Passed to :func:`feedforward.quantize_model`: scheme (a name, or a mapping by
+        the module's layer names), objective, gain, preserve_mean, axis, group_size,
+        skip (the module's layer names, "first", "last"), bias_correction, equalize.
 
     Returns
     -------
@@ -474,30 +492,46 @@ def quantize_torch_model(module, bits, input_shape: tuple[int, ...] | None = Non
 
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}.")
-    float_bytes = sum(p.numel() * 4 for p in module.parameters())
+    if "fold_bn" in options:
+        raise TypeError("quantize_torch_model always folds BatchNorm for quantizing; fold_bn is not an option here.")
+    float_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
     model = None
     reason = "no input_shape was given"
     if input_shape is not None:
         try:
             model = from_torch(module, input_shape)
-        except GraphError as exc:
+        except (GraphError, RuntimeError) as exc:
             reason = str(exc)
     if model is not None:
-        src = {path_: layer.source for path_, layer in model.named_layers() if getattr(layer, "source", None)}
-        fbits = bits
-        if isinstance(bits, Mapping):
-            back = {v: k for k, v in src.items()}
-            unknown = sorted(set(bits) - set(back))
+        src = {path_: layer.source for path_, layer in model.named_layers()
+               if isinstance(layer, (Conv2D, Dense)) and getattr(layer, "source", None)}
+        back = {v: k for k, v in src.items()}
+
+        def to_paths(what, m):
+            unknown = sorted(set(m) - set(back))
             if unknown:
-                raise ValueError(f"bits names {unknown}, which are not conv/linear layers of the module.")
-            fbits = {back[k]: v for k, v in bits.items()}
-        qm = quantize_model(model, fbits, **options)
-        _write_back(torch, module, model, qm, src)
+                raise ValueError(f"{what} names {unknown}, which are not conv/linear layers of the module; choose "
+                                 f"from {sorted(back)}.")
+            return {back[k]: v for k, v in m.items()}
+
+        fbits = to_paths("bits", bits) if isinstance(bits, Mapping) else bits
+        opts = dict(options)
+        if isinstance(opts.get("scheme"), Mapping):
+            opts["scheme"] = to_paths("scheme", opts["scheme"])
+        if "skip" in opts:
+            if isinstance(opts["skip"], str):
+                raise TypeError(f"skip must be a list of layer names, got the string {opts['skip']!r}.")
+            keep = [k for k in opts["skip"] if k in ("first", "last")]
+            opts["skip"] = keep + list(to_paths("skip", {k: k for k in opts["skip"] if k not in keep}))
+        qm = quantize_model(model, fbits, **opts)
+        _write_back(torch, module, model, qm)
         report = [{**r, "layer": src.get(r["layer"], r["layer"])} for r in qm.report]
         size = qm.save(path) if path is not None else qm.nbytes
         return {"report": report, "compressed_bytes": size, "float_bytes": float_bytes, "structural": True}
+    ignored = sorted({"bias_correction", "equalize"} & set(options))
     warnings.warn(f"quantize_torch_model: weights quantized layer by layer without the structural remedies "
-                  f"(bias correction) because {reason}.", stacklevel=2)
+                  f"(bias correction{', ' + ', '.join(ignored) + ' ignored' if ignored else ''}) because {reason}.",
+                  stacklevel=2)
     return _quantize_modules(torch, module, bits, path, float_bytes, options)
 
 
@@ -517,28 +551,32 @@ def _bn_after(model: Sequential) -> dict[str, Layer]:
     return out
 
 
-def _write_back(torch, module, model, qm, src):
-    """Put the quantized model's weights (and corrected biases) into the torch module."""
+def _write_back(torch, module, model, qm):
+    """Put the folded quantized model's weights and biases into the torch module: every
+    conv/linear layer (equalization may have rescaled float ones too), unfolding each
+    BatchNorm that follows one into the BatchNorm's running mean."""
     folded = dict(qm.model.named_layers())
     bns = _bn_after(model)
-    mods = dict(module.named_modules())
     with torch.no_grad():
         for path_, layer in model.named_layers():
-            if path_ not in src or f"{path_}.weight" not in qm.quantized:
+            if not isinstance(layer, (Conv2D, Dense)):
                 continue
             fl = folded[path_]
             wq = fl.params["weight"].astype(np.float64)
             bq = fl.params.get("bias")
-            m = mods[src[path_]]
-            wt = m.weight
+            wt = module.get_parameter(layer.source_weight)
+            owner = module.get_submodule(layer.source_weight.rpartition(".")[0])
             bn = bns.get(path_)
             if bn is None:
                 wt.copy_(torch.from_numpy(wq.astype(np.float32)))
                 if bq is not None:
-                    if m.bias is not None:
-                        m.bias.copy_(torch.from_numpy(bq))
+                    bt = torch.from_numpy(bq.copy()).to(device=wt.device, dtype=wt.dtype)
+                    if layer.source_bias is not None:
+                        module.get_parameter(layer.source_bias).copy_(bt)
+                    elif isinstance(getattr(owner, "bias", None), torch.nn.Parameter):
+                        owner.bias.copy_(bt)
                     else:
-                        m.bias = torch.nn.Parameter(torch.from_numpy(bq.copy()))
+                        owner.bias = torch.nn.Parameter(bt)
                 continue
             # folded: wq = W s, bq = (b - mu) s + beta with s = gamma / sqrt(var + eps)
             s = bn.params["weight"].astype(np.float64) / np.sqrt(bn.state["running_var"].astype(np.float64) + bn.eps)
@@ -550,9 +588,8 @@ def _write_back(torch, module, model, qm, src):
             mu = bn.state["running_mean"].astype(np.float64)
             with np.errstate(divide="ignore", invalid="ignore"):
                 mu_new = np.where(s != 0, b0 - (bq.astype(np.float64) - bn.params["bias"]) / s, mu)
-            bn_mod = mods[bn.source] if getattr(bn, "source", None) in mods else None
-            if bn_mod is not None:
-                bn_mod.running_mean.copy_(torch.from_numpy(mu_new.astype(np.float32)))
+            bn_mod = module.get_submodule(bn.source)
+            bn_mod.running_mean.copy_(torch.from_numpy(mu_new.astype(np.float32)))
 
 
 def _quantize_modules(torch, module, bits, path, float_bytes, options):
@@ -560,29 +597,45 @@ def _quantize_modules(torch, module, bits, path, float_bytes, options):
 
     from .quantize import _core_options
 
-    core = _core_options(options)
+    core = _core_options({k: v for k, v in options.items() if k not in ("bias_correction", "equalize", "skip",
+                                                                         "scheme")})
     kinds = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)
     layers = [(n, m) for n, m in module.named_modules() if isinstance(m, kinds)]
     names = [n for n, _ in layers]
-    if isinstance(bits, Mapping):
-        unknown = sorted(set(bits) - set(names))
-        if unknown:
-            raise ValueError(f"bits names {unknown}, which are not conv/linear layers; choose from {names}.")
+    skip = options.get("skip", ())
+    if isinstance(skip, str):
+        raise TypeError(f"skip must be a list of layer names, got the string {skip!r}.")
+    skipped = set()
+    for k in skip:
+        if k in ("first", "last") and names:
+            skipped.add(names[0] if k == "first" else names[-1])
+        elif k in names:
+            skipped.add(k)
+        else:
+            raise ValueError(f"skip names {k!r}, which is not a conv/linear layer; choose from {names}.")
+    scheme = options.get("scheme", "uniform")
+    for what, m in (("bits", bits), ("scheme", scheme)):
+        if isinstance(m, Mapping):
+            unknown = sorted(set(m) - set(names))
+            if unknown:
+                raise ValueError(f"{what} names {unknown}, which are not conv/linear layers; choose from {names}.")
     report, tensors = [], {}
     with torch.no_grad():
         for n, m in layers:
             b = bits.get(n) if isinstance(bits, Mapping) else bits
+            s = scheme.get(n, "uniform") if isinstance(scheme, Mapping) else scheme
             w = _np(m.weight)
             if not np.isfinite(w).all():
                 raise ValueError(f"layer {n!r}: weight contains NaN or inf.")
             row = {"layer": n, "type": type(m).__name__, "params": int(w.size), "float_bytes": int(w.nbytes)}
-            if b is None:
-                report.append({**row, "bits": 32, "rho": 1.0, "bytes": int(w.nbytes)})
+            if b is None or n in skipped:
+                report.append({**row, "bits": 32, "scheme": "float32", "rho": 1.0, "bytes": int(w.nbytes)})
                 continue
-            qt = qz.quantize(w, b, options.get("scheme", "uniform"), **core)
-            m.weight.copy_(torch.from_numpy(qt.dequantize()))
+            qt = qz.quantize(w, b, s, **core)
+            wq = qt.dequantize()
+            m.weight.copy_(torch.from_numpy(wq).to(m.weight.dtype))
             tensors[f"{n}.weight"] = qt
-            report.append({**row, "bits": int(b), "rho": qt.correlation(w), "bytes": int(qt.nbytes)})
+            report.append({**row, "bits": int(b), "scheme": s, "rho": qz.correlation(w, wq), "bytes": int(qt.nbytes)})
     for name, p in module.state_dict().items():
         if name not in tensors and p.is_floating_point():
             tensors[name] = _np(p)

@@ -172,3 +172,20 @@ def test_equalize_keeps_the_function_and_balances_ranges():
     # a ReLU6 between two convs stops equalization (it would change the function)
     m6 = Sequential([Conv2D(3, 4, 3), ReLU6(), Conv2D(4, 2, 1)], (3, 6, 6), seed=0)
     assert equalize(m6) == {}
+
+
+def test_choose_fits_budgets_that_exactly_fill():
+    assert _choose([[(1000, 1.0)]] * 3, 3000) == [0, 0, 0]
+    opts = [[(100, 0.0), (50, 1.0)]] * 50
+    assert _choose(opts, 5000) == [0] * 50
+
+
+def test_allocate_bits_argument_errors():
+    m = _model(np.random.default_rng(6))
+    with pytest.raises(TypeError, match="schemes="):
+        allocate_bits(m, avg_bits=6, scheme="lloyd")
+    with pytest.raises(TypeError, match="avg_bits must be a number"):
+        allocate_bits(m, avg_bits=True)
+    with pytest.raises(ValueError, match="positive"):
+        allocate_bits(m, target_ratio=-2)
+    assert allocate_bits(m, avg_bits=np.int64(6)).nbytes > 0

@@ -254,3 +254,57 @@ def test_near_dead_channels_quantize_exactly_and_labels_are_checked():
         model.accuracy(x, y[:, None])
     with pytest.raises(TypeError, match="integer"):
         model.accuracy(x, y.astype(float))
+
+
+class _Small(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 6, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(6)
+        self.c2 = nn.Conv2d(6, 6, 3, padding=1)
+        self.fc = nn.Linear(6, 4)
+        self.weight = nn.Parameter(torch.randn(5, 4))  # a top-level weight used functionally
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.c1(x)))
+        x = F.relu(self.c2(x))
+        return F.linear(self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1)), self.weight)
+
+
+@pytest.mark.parametrize("kw", [dict(bits={"c2": 8, "fc": 8}, equalize=True),
+                                dict(bits=3, equalize=True, skip=("c1",)),
+                                dict(bits=3, scheme={"c1": "lloyd", "c2": "exponential"}),
+                                dict(bits=4, skip=("first", "weight"))])
+def test_quantize_torch_model_options_by_module_names_match_quantize_model(kw):
+    module = _randomize(_Small())
+    shape = (3, 8, 8)
+    model = ff.from_torch(module, shape)
+    paths = {layer.source: p for p, layer in model.named_layers() if isinstance(layer, (ff.Conv2D, ff.Dense))}
+    assert set(paths) == {"c1", "c2", "fc", ""} or set(paths) >= {"c1", "c2", "fc"}
+    kw = dict(kw)
+    bits = kw.pop("bits")
+    fbits = {paths[k]: v for k, v in bits.items()} if isinstance(bits, dict) else bits
+    fkw = dict(kw)
+    if isinstance(kw.get("scheme"), dict):
+        fkw["scheme"] = {paths[k]: v for k, v in kw["scheme"].items()}
+    if "skip" in kw:
+        fkw["skip"] = tuple(k if k in ("first", "last") else paths[k] for k in kw["skip"])
+    qm = ff.quantize_model(model, fbits, **fkw)
+    out = ff.quantize_torch_model(module, bits, shape, **kw)
+    assert out["structural"]
+    ref, got = _outputs(module, qm, shape)
+    assert np.allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_quantize_torch_model_refusals_and_fallback_options():
+    module = _randomize(_Small())
+    with pytest.raises(TypeError, match="fold_bn"):
+        ff.quantize_torch_model(module, 3, (3, 8, 8), fold_bn=False)
+    with pytest.raises(ValueError, match="bits names.*nope"):
+        ff.quantize_torch_model(module, {"nope": 3}, (3, 8, 8))
+    seq = nn.Sequential(nn.Conv2d(3, 8, 3), nn.SiLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 4))
+    w0 = seq[0].weight.detach().clone()
+    with pytest.warns(UserWarning, match="bias_correction ignored"):
+        out = ff.quantize_torch_model(seq, 2, (3, 8, 8), skip=("0",), scheme={"3": "lloyd"}, bias_correction=True)
+    assert torch.equal(seq[0].weight, w0)  # skipped
+    assert [r["scheme"] for r in out["report"]] == ["float32", "lloyd"]
