@@ -211,9 +211,31 @@ def methods(quick, net):
         if B is not None:
             out += [("min-max RTN", 5, dict(baseline=B.minmax_rtn)), ("min-max RTN", 6, dict(baseline=B.minmax_rtn)),
                     ("HQQ", 5, dict(baseline=B.hqq)), ("HQQ + bias correction", 5, dict(baseline=B.hqq, correct=True))]
-        for ratio in (6, 7.5):
+        for ratio in (6, 6.5, 7, 7.5):
+            out.append(("allocate_bits uniform", ratio, dict(alloc=("uniform",))))
+        for ratio in (6, 7.5):  # 18 candidates per layer: about six minutes each here
+            out.append(("allocate_bits any scheme", ratio, dict(alloc=("uniform", "exponential", "lloyd"))))
+        out.append(("core uniform, lsq gain", 5, dict(gain="lsq")))
+        return out
+    if net == "resnet32":  # twice ResNet-20's evaluation time: the same comparisons at fewer points
+        out = [(f"core {s}", b, dict(scheme=s)) for s in ("uniform", "exponential", "lloyd", "normal") for b in (3, 4, 5)]
+        out += [("core uniform, minmax objective", 3, dict(objective="minmax")),
+                ("core uniform, mse objective", 3, dict(objective="mse")),
+                ("core uniform, no bias correction", 3, dict(bias_correction=False)),
+                ("core uniform, lsq gain, no mean, no BC", 3, dict(gain="lsq", preserve_mean=False,
+                                                                     bias_correction=False)),
+                ("core uniform, per tensor", 3, dict(axis=None)),
+                ("core uniform + equalization", 3, dict(equalize=True))]
+        if B is not None:
+            for name, fn in (("min-max RTN", B.minmax_rtn), ("MSE-clip RTN", B.mse_clip_rtn), ("NF levels", B.nf),
+                             ("HQQ", B.hqq)):
+                out += [(name, b, dict(baseline=fn)) for b in (3, 4, 5)]
+            out += [("HQQ + bias correction", b, dict(baseline=B.hqq, correct=True)) for b in (3, 4)]
+        for ratio in (8, 10):
             out.append(("allocate_bits uniform", ratio, dict(alloc=("uniform",))))
             out.append(("allocate_bits any scheme", ratio, dict(alloc=("uniform", "exponential", "lloyd"))))
+            out.append(("allocate_bits any scheme and layout", ratio, dict(alloc=("uniform", "exponential", "lloyd"),
+                                                                            axes=("out_channel", None))))
         return out
     bits_main = (3, 4, 5, 6) if quick else (2, 3, 4, 5, 6, 8)
     out = []
@@ -239,6 +261,9 @@ def methods(quick, net):
     for ratio in ((6, 7.5, 8, 10) if quick else (6, 7, 7.5, 8, 9, 10, 12)):
         out.append(("allocate_bits uniform", ratio, dict(alloc=("uniform",))))
         out.append(("allocate_bits any scheme", ratio, dict(alloc=("uniform", "exponential", "lloyd"))))
+    for ratio in (8, 10):
+        out.append(("allocate_bits any scheme and layout", ratio, dict(alloc=("uniform", "exponential", "lloyd"),
+                                                                        axes=("out_channel", None))))
     return out
 
 
@@ -251,8 +276,8 @@ def run_one(model, folded, float_bytes, x, y, ref, method, b, opt):
         kw = {k: v for k, v in opt.items() if k != "alloc"}
         if "alloc" in opt:
             a = ff.allocate_bits(model, target_ratio=_layer_ratio(model, float_bytes, b), schemes=opt["alloc"],
-                                 bits=(2, 3, 4, 5, 6, 8))
-            kw.update(scheme=a.scheme)
+                                 bits=(2, 3, 4, 5, 6, 8), axes=opt.get("axes", ("out_channel",)))
+            kw.update(scheme=a.scheme, axis=a.axis)
             qm = ff.quantize_model(model, a.bits, **kw)
         else:
             qm = ff.quantize_model(model, b, **kw)
@@ -320,6 +345,38 @@ def main():
             print(f"  {method:<40} {b!s:>4}  top-1 {100 * float(r['accuracy']):6.2f}  drop "
                   f"{float(r['drop']):6.2f}  ratio {float(r['ratio']):5.2f}x  rho {float(r['mean_rho']):.4f}  "
                   f"agree {float(r['agreement']):.4f}  {float(r['seconds']):.1f} s", flush=True)
+    text = summary(done)
+    print(text)
+    qz.atomic_write(a.out / "pretrained_study.md", (describe() + "\n" + text + "\n").encode())
+
+
+def summary(done) -> str:
+    """Markdown tables: per network, method x bits (or budget) -> "drop / ratio", and the
+    best ratio within 0.5, 1 and 2 points."""
+    out = []
+    for net in dict.fromkeys(r["net"] for r in done.values()):
+        rows = [r for r in done.values() if r["net"] == net]
+        out.append(f"\n### {net} (float top-1 {100 * float(rows[0]['float_accuracy']):.2f}%)\n")
+        for kind, sel in (("bits", [r for r in rows if not r["method"].startswith("allocate")]),
+                          ("target ratio", [r for r in rows if r["method"].startswith("allocate")])):
+            if not sel:
+                continue
+            cols = sorted({r["bits"] for r in sel}, key=float)
+            out.append(f"| method | " + " | ".join(f"{c} {kind if kind == 'bits' else 'x'}" for c in cols) + " |")
+            out.append("| --- |" + " --- |" * len(cols))
+            for m in dict.fromkeys(r["method"] for r in sel):
+                cell = {r["bits"]: r for r in sel if r["method"] == m}
+                out.append(f"| {m} | " + " | ".join(
+                    f"{float(cell[c]['drop']):.2f} / {float(cell[c]['ratio']):.1f}x" if c in cell else ""
+                    for c in cols) + " |")
+            out.append("")
+        for limit in (0.5, 1.0, 2.0):
+            ok = [r for r in rows if float(r["drop"]) <= limit]
+            if ok:
+                b = max(ok, key=lambda r: float(r["ratio"]))
+                out.append(f"- best within {limit} point(s): {float(b['ratio']):.2f}x, {b['method']} "
+                           f"({b['bits']}), drop {float(b['drop']):.2f}")
+    return "\n".join(out)
 
 
 def _write(path, done):

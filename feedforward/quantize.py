@@ -128,7 +128,8 @@ def _core_options(options: Mapping) -> dict:
 
 
 def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str | Mapping[str, str] = "uniform",
-                   objective: str = "correlation", axis: str | None = "out_channel", group_size: int | None = None,
+                   objective: str = "correlation", axis: str | None | Mapping[str, str | None] = "out_channel",
+                   group_size: int | None = None,
                    gain: str = "unbiased", preserve_mean: bool = True, skip: Iterable[str] = (),
                    fold_bn: bool = True, bias_correction: bool = True, equalize: bool = False) -> QuantizedModel:
     """Quantize every Conv2D/Dense weight of ``model`` through :func:`quantization.quantize`.
@@ -149,9 +150,10 @@ def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str
         feeds the next layer's fixed (folded BatchNorm) statistics, so ``gain`` and
         ``preserve_mean`` matter.  The defaults, slope-1 gain with preserved channel
         means, come from ``bench/cnn_study.py`` and ``bench/pretrained_study.py``.
-    axis : "out_channel" or None
+    axis : "out_channel", None, or mapping of layer path to one of them
         Per output channel codebooks (axis 0 of (O, I, k, k) and (O, I) weights), or
-        one per tensor.
+        one per tensor; or per layer (e.g. ``allocate_bits(...).axis``; layers missing
+        from a mapping use "out_channel").
     group_size : int or None
         Per-group codebooks along the last axis instead (exclusive with axis).
     skip : iterable of str
@@ -181,8 +183,12 @@ def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str
 
     if isinstance(skip, str):
         raise TypeError(f"skip must be a list of layer names, got the string {skip!r}; write skip=({skip!r},).")
-    core = _core_options(dict(objective=objective, gain=gain, preserve_mean=preserve_mean, axis=axis,
+    layer_axes = dict(axis) if isinstance(axis, Mapping) else {}
+    default_axis = "out_channel" if isinstance(axis, Mapping) else axis
+    core = _core_options(dict(objective=objective, gain=gain, preserve_mean=preserve_mean, axis=default_axis,
                               group_size=group_size))
+    for a in layer_axes.values():
+        _core_options(dict(axis=a))  # validates
     means = expected_inputs(model) if bias_correction else {}
     base = fold_batchnorm(model) if fold_bn else copy.deepcopy(model)
     if equalize:
@@ -191,7 +197,7 @@ def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str
                 means[path] = means[path] / s_in
     skipped = _resolve_skip(base, skip)
     layers = [p for p, layer in base.named_layers() if isinstance(layer, (Conv2D, Dense))]
-    for what, m in (("bits", bits), ("scheme", scheme)):
+    for what, m in (("bits", bits), ("scheme", scheme), ("axis", layer_axes)):
         if isinstance(m, Mapping):
             unknown = sorted(set(m) - set(layers))
             if unknown:
@@ -209,6 +215,10 @@ def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str
             report.append({**row, "bits": 32, "scheme": "float32", "rho": 1.0, "sqnr_db": float("inf"),
                            "bytes": int(w.nbytes), "bias_shift": 0.0})
             continue
+        if path in layer_axes and group_size is None:
+            core["axis"] = 0 if layer_axes[path] == "out_channel" else None
+        elif group_size is None:
+            core["axis"] = 0 if default_axis == "out_channel" else None
         qt = qz.quantize(w, b, s, **core)
         quantized[f"{path}.weight"] = qt
         wq = qt.dequantize()
@@ -221,7 +231,8 @@ def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str
                        "bytes": int(qt.nbytes), "bias_shift": shift})
     settings = dict(bits=dict(bits) if isinstance(bits, Mapping) else int(bits),
                     scheme=dict(scheme) if isinstance(scheme, Mapping) else scheme, objective=objective,
-                    axis=axis, group_size=group_size, gain=gain, preserve_mean=bool(preserve_mean),
+                    axis=dict(axis) if isinstance(axis, Mapping) else axis, group_size=group_size, gain=gain,
+                    preserve_mean=bool(preserve_mean),
                     skip=sorted(skipped), fold_bn=bool(fold_bn), bias_correction=bool(bias_correction),
                     equalize=bool(equalize))
     return QuantizedModel(base, quantized, report, settings)

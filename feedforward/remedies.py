@@ -221,8 +221,9 @@ class BitAllocation:
 
     Attributes
     ----------
-    bits, scheme : dict of layer path
-        Pass both to :func:`feedforward.quantize_model` (``bits=a.bits, scheme=a.scheme``).
+    bits, scheme, axis : dict of layer path
+        Pass them to :func:`feedforward.quantize_model`
+        (``quantize_model(model, a.bits, a.scheme, axis=a.axis)``).
     nbytes : int
         Bytes of the quantized layers (packed codes + codebook parameters).
     error : float
@@ -236,21 +237,28 @@ class BitAllocation:
     nbytes: int
     error: float
     budget: int
+    axis: dict
 
 
 def layer_error(qt: qz.QuantizedTensor, w: np.ndarray) -> float:
     """Data-free sensitivity of one layer: the mean over output channels of the static
-    noise ratio D = 1/rho^2 - 1 of each channel's quantized weights.
+    noise ratio D = 1/rho^2 - 1 of each channel's quantized weights (whatever the
+    codebook layout: per channel, per tensor or per group).
 
     With slope-1 gain a channel's output is signal plus noise whose variance is D times
     the signal's, for inputs with equal variances; a layer's outputs add their relative
     noise to the next layer's, so the mean of D over a layer's channels estimates what
     the layer adds to the network's output noise.
     """
-    rho = np.asarray(qt.correlation(w, per_row=True), np.float64)
-    rho = np.where(np.isfinite(rho), rho, 1.0)
-    rows = w.reshape(len(rho), -1)
-    const = rows.max(axis=1) == rows.min(axis=1)
+    rows = w.reshape(w.shape[0], -1).astype(np.float64)
+    q = qt.dequantize().reshape(rows.shape).astype(np.float64)
+    rc = rows - rows.mean(axis=1, keepdims=True)
+    qc = q - q.mean(axis=1, keepdims=True)
+    num = np.einsum("ij,ij->i", rc, qc)
+    den = np.sqrt(np.einsum("ij,ij->i", rc, rc) * np.einsum("ij,ij->i", qc, qc))
+    const = np.einsum("ij,ij->i", rc, rc) == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.where(den > 0, num / den, 0.0)
     rho = np.where(const, 1.0, np.clip(rho, 1e-6, 1.0))
     return float(np.mean(1.0 / rho ** 2 - 1.0))
 
@@ -297,7 +305,8 @@ def _choose(options: list[list[tuple[int, float]]], budget: int, resolution: int
 
 def allocate_bits(model: Sequential, avg_bits: float | None = None, target_ratio: float | None = None, *,
                   bits: tuple[int, ...] = (2, 3, 4, 5, 6, 8), schemes: tuple[str, ...] = ("uniform",),
-                  skip: tuple[str, ...] = (), **options) -> BitAllocation:
+                  axes: tuple[str | None, ...] = ("out_channel",), skip: tuple[str, ...] = (),
+                  **options) -> BitAllocation:
     """Choose each conv/dense layer's bits (and scheme) for a storage budget, with no data.
 
     Every layer is quantized at every candidate (bits, scheme) through the core with the
@@ -316,8 +325,9 @@ def allocate_bits(model: Sequential, avg_bits: float | None = None, target_ratio
     target_ratio : float, optional
         Budget as a compression ratio of the quantized layers' float32 weights
         (exactly one of avg_bits, target_ratio).
-    bits, schemes : tuples
-        The candidates.
+    bits, schemes, axes : tuples
+        The candidates: widths, schemes, and layouts ("out_channel" and/or None, one
+        codebook per tensor: fewer parameter bytes, a coarser grid).
     skip : tuple of str
         Layers left in float32 (as in quantize_model); not counted in the budget.
     **options
@@ -345,26 +355,30 @@ def allocate_bits(model: Sequential, avg_bits: float | None = None, target_ratio
             raise ValueError(f"{name} must be positive, got {v!r}.")
     if (avg_bits is None) == (target_ratio is None):
         raise ValueError("give exactly one of avg_bits and target_ratio.")
-    if "scheme" in options:
-        raise TypeError("allocate_bits takes schemes=(...) (the candidates), not scheme=.")
+    for one, many in (("scheme", "schemes"), ("axis", "axes")):
+        if one in options:
+            raise TypeError(f"allocate_bits takes {many}=(...) (the candidates), not {one}=.")
+    for a in axes:
+        _core_options(dict(axis=a))  # validates
     if not bits or not schemes:
         raise ValueError("bits and schemes must name at least one candidate each.")
     core = _core_options({k: v for k, v in options.items() if k != "equalize"})
     base = fold_batchnorm(model)
     if options.get("equalize"):
-        from .remedies import equalize as _eq
-        _eq(base)
+        equalize(base)
     skipped = _resolve_skip(base, skip)
     layers = [(p, layer) for p, layer in base.named_layers()
               if isinstance(layer, (Conv2D, Dense)) and p not in skipped]
     n = sum(layer.params["weight"].size for _, layer in layers)
     budget = int(avg_bits * n / 8) if avg_bits is not None else int(4 * n / target_ratio)
-    cands = [(b, s) for s in schemes for b in bits]
+    cands = [(b, s, ax) for ax in axes for s in schemes for b in bits]
     options_per_layer = []
     for _, layer in layers:
         w = layer.params["weight"]
         row = []
-        for b, s in cands:
+        for b, s, ax in cands:
+            if core["group_size"] is None:
+                core["axis"] = 0 if ax == "out_channel" else None
             qt = qz.quantize(w, b, s, **core)
             row.append((int(qt.nbytes), layer_error(qt, w)))
         options_per_layer.append(row)
@@ -378,4 +392,5 @@ def allocate_bits(model: Sequential, avg_bits: float | None = None, target_ratio
     smap = {p: cands[j][1] for (p, _), j in zip(layers, picks)}
     total = sum(opts[j][0] for opts, j in zip(options_per_layer, picks))
     err = sum(opts[j][1] for opts, j in zip(options_per_layer, picks))
-    return BitAllocation(bmap, smap, int(total), float(err), budget)
+    amap = {p: cands[j][2] for (p, _), j in zip(layers, picks)}
+    return BitAllocation(bmap, smap, int(total), float(err), budget, amap)

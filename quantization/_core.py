@@ -318,10 +318,10 @@ def quantize(
         levels as fitted (for objective="mse" this is the classic MSE quantizer).
         Which one matters depends on the setting: sign dynamics of a Hopfield net ignore
         a global scale, but a conv layer feeding fixed BatchNorm statistics does not.
-        Measured on pretrained CIFAR ResNet-20/32, per channel, 4 bits:
-        correlation-optimal uniform levels with ``lsq`` gain lost 5.3 / 7.4 points of
-        top-1, the same codes with ``unbiased`` gain and ``preserve_mean=True`` lost
-        0.3 / 1.4.
+        Measured on the pretrained CIFAR ResNet-20 (``bench/pretrained_study.py``),
+        per channel, 3 bits: correlation-optimal uniform levels with ``lsq`` gain and
+        no offsets lost 10.3 points of top-1, the same codes with ``unbiased`` gain and
+        ``preserve_mean=True`` 1.4 (0.8 with feedforward's bias correction).
     preserve_mean : bool, default False
         Quantize deviations from each row's mean and add one offset per row so the row
         mean is exact (stored in ``params``; free for lloyd).  With ``normal`` and

@@ -189,3 +189,23 @@ def test_allocate_bits_argument_errors():
     with pytest.raises(ValueError, match="positive"):
         allocate_bits(m, target_ratio=-2)
     assert allocate_bits(m, avg_bits=np.int64(6)).nbytes > 0
+
+
+def test_allocate_bits_layouts_and_per_layer_axes():
+    from feedforward.remedies import layer_error
+    import quantization as qz
+    m = _model(np.random.default_rng(7))
+    a = allocate_bits(m, avg_bits=5.0, axes=("out_channel", None))
+    assert set(a.axis.values()) <= {"out_channel", None}
+    qm = quantize_model(m, a.bits, a.scheme, axis=a.axis)
+    assert sum(r["bytes"] for r in qm.report) == a.nbytes
+    for path, qt in qm.quantized.items():
+        assert (qt.axis is None) == (a.axis[path.rsplit(".", 1)[0]] is None)
+    # layer_error is per output channel whatever the layout: brute force on one tensor
+    w = np.random.default_rng(8).laplace(size=(6, 20)).astype(np.float32) * np.arange(1, 7)[:, None]
+    qt = qz.quantize(w, 2)  # one codebook for the whole tensor
+    wq = qt.dequantize()
+    expect = np.mean([1 / np.corrcoef(w[i], wq[i])[0, 1] ** 2 - 1 for i in range(6)])
+    assert layer_error(qt, w) == pytest.approx(expect, rel=1e-9)
+    with pytest.raises(TypeError, match="axes="):
+        allocate_bits(m, avg_bits=5, axis=None)
