@@ -215,7 +215,7 @@ def methods(quick, net):
             out.append(("allocate_bits uniform", ratio, dict(alloc=("uniform",))))
         for ratio in (6, 7.5):  # 18 candidates per layer: about six minutes each here
             out.append(("allocate_bits any scheme", ratio, dict(alloc=("uniform", "exponential", "lloyd"))))
-        out.append(("core uniform, lsq gain", 5, dict(gain="lsq")))
+        out += [("core uniform, lsq gain", b, dict(gain="lsq")) for b in (4, 5)]
         return out
     if net == "resnet32":  # twice ResNet-20's evaluation time: the same comparisons at fewer points
         out = [(f"core {s}", b, dict(scheme=s)) for s in ("uniform", "exponential", "lloyd", "normal") for b in (3, 4, 5)]
@@ -225,7 +225,8 @@ def methods(quick, net):
                 ("core uniform, lsq gain, no mean, no BC", 3, dict(gain="lsq", preserve_mean=False,
                                                                      bias_correction=False)),
                 ("core uniform, per tensor", 3, dict(axis=None)),
-                ("core uniform + equalization", 3, dict(equalize=True))]
+                ("core uniform + equalization", 3, dict(equalize=True)),
+                ("core uniform, lsq gain", 3, dict(gain="lsq"))]
         if B is not None:
             for name, fn in (("min-max RTN", B.minmax_rtn), ("MSE-clip RTN", B.mse_clip_rtn), ("NF levels", B.nf),
                              ("HQQ", B.hqq)):
@@ -250,7 +251,8 @@ def methods(quick, net):
                                                                      bias_correction=False)),
                 ("core uniform, per tensor", b, dict(axis=None)),
                 ("core uniform + equalization", b, dict(equalize=True)),
-                ("core uniform, per tensor + equalization", b, dict(axis=None, equalize=True))]
+                ("core uniform, per tensor + equalization", b, dict(axis=None, equalize=True)),
+                ("core uniform, lsq gain", b, dict(gain="lsq"))]
     if B is not None:
         for name, fn in (("min-max RTN", B.minmax_rtn), ("MSE-clip RTN", B.mse_clip_rtn), ("NF levels", B.nf),
                          ("HQQ", B.hqq)):
@@ -273,7 +275,7 @@ def run_one(model, folded, float_bytes, x, y, ref, method, b, opt):
         q, nbytes, rho = apply_baseline(model, folded, lambda w, bb: opt["baseline"](w, bb), b,
                                         opt.get("correct", False))
     else:
-        kw = {k: v for k, v in opt.items() if k != "alloc"}
+        kw = {k: v for k, v in opt.items() if k not in ("alloc", "axes")}
         if "alloc" in opt:
             a = ff.allocate_bits(model, target_ratio=_layer_ratio(model, float_bytes, b), schemes=opt["alloc"],
                                  bits=(2, 3, 4, 5, 6, 8), axes=opt.get("axes", ("out_channel",)))

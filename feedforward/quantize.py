@@ -242,9 +242,10 @@ def accuracy_vs_bits(model: Sequential, x: np.ndarray, y: np.ndarray, bits: Iter
                      schemes: Iterable[str] = ("uniform", "exponential"),
                      objectives: Iterable[str] = ("correlation", "minmax"), gains: Iterable[str] = ("unbiased",),
                      preserve_means: Iterable[bool] = (True,), axis: str | None = "out_channel",
-                     skip: Iterable[str] = (), progress: bool = False) -> list[dict]:
+                     skip: Iterable[str] = (), progress: bool = False, bias_correction: bool = True) -> list[dict]:
     """Accuracy, accuracy drop and compression ratio (float32 file / compressed file)
     for every combination; no data is used for quantization, (x, y) only evaluates.
+    ``bias_correction`` is passed to :func:`quantize_model`.
 
     Returns
     -------
@@ -268,7 +269,8 @@ def accuracy_vs_bits(model: Sequential, x: np.ndarray, y: np.ndarray, bits: Iter
         rows = []
         for s, o, g, pm, b in tqdm(combos, desc="accuracy vs bits", disable=not progress):
             t0 = time.perf_counter()
-            qm = quantize_model(model, b, s, o, axis=axis, gain=g, preserve_mean=pm, skip=skip)
+            qm = quantize_model(model, b, s, o, axis=axis, gain=g, preserve_mean=pm, skip=skip,
+                                bias_correction=bias_correction)
             size = qm.save(Path(d) / "q.hq")
             logits = np.concatenate([qm.forward(x[i:i + 256]) for i in range(0, len(x), 256)])
             acc = float(np.mean(logits.argmax(1) == np.asarray(y)))
