@@ -233,14 +233,24 @@ def _alpha_grid(scheme, alpha, shape_a, shape_b, K, out):
 
 
 @njit(cache=True)
-def _golden(s, p1, p2, scheme, shape_a, shape_b, K, objective, pm, buf, a, b, best, best_t):
+def _grid(scheme, alpha, shape_a, shape_b, K, table, out):
+    """``_alpha_grid``, or for NORMAL the fixed ``table`` scaled by ``alpha``."""
+    if scheme == NORMAL:
+        for k in range(table.size):
+            out[k] = alpha * table[k]
+    else:
+        _alpha_grid(scheme, alpha, shape_a, shape_b, K, out)
+
+
+@njit(cache=True)
+def _golden(s, p1, p2, scheme, shape_a, shape_b, K, table, objective, pm, buf, a, b, best, best_t):
     """Golden-section search for a maximum of the score in log-alpha on [a, b]; returns
     the best (score, log-alpha) seen, starting from (best, best_t)."""
     c = b - _INV_PHI * (b - a)
     d = a + _INV_PHI * (b - a)
-    _alpha_grid(scheme, math.exp(c), shape_a, shape_b, K, buf)
+    _grid(scheme, math.exp(c), shape_a, shape_b, K, table, buf)
     fc = grid_score(s, p1, p2, buf, objective, pm)
-    _alpha_grid(scheme, math.exp(d), shape_a, shape_b, K, buf)
+    _grid(scheme, math.exp(d), shape_a, shape_b, K, table, buf)
     fd = grid_score(s, p1, p2, buf, objective, pm)
     for _ in range(_GOLDEN_ITERS):
         if fc > best:
@@ -254,27 +264,28 @@ def _golden(s, p1, p2, scheme, shape_a, shape_b, K, objective, pm, buf, a, b, be
             d = c
             fd = fc
             c = b - _INV_PHI * (b - a)
-            _alpha_grid(scheme, math.exp(c), shape_a, shape_b, K, buf)
+            _grid(scheme, math.exp(c), shape_a, shape_b, K, table, buf)
             fc = grid_score(s, p1, p2, buf, objective, pm)
         else:
             a = c
             c = d
             fc = fd
             d = a + _INV_PHI * (b - a)
-            _alpha_grid(scheme, math.exp(d), shape_a, shape_b, K, buf)
+            _grid(scheme, math.exp(d), shape_a, shape_b, K, table, buf)
             fd = grid_score(s, p1, p2, buf, objective, pm)
     return best, best_t
 
 
 @njit(cache=True)
-def _search_alpha(s, p1, p2, scheme, shape_a, shape_b, K, lo, objective, pm, buf):
+def _search_alpha(s, p1, p2, scheme, shape_a, shape_b, K, table, lo, objective, pm, buf):
     """Best outer magnitude in [lo, 1] for the target ``objective``.
 
     A log-spaced coarse scan scores every grid under both objectives (the same segment
     sums give both); golden-section refinement then climbs the ``_REFINE`` best local
     maxima of the target landscape and the best one of the other, and every point is
     judged by the target.  The score is jagged on lattice-valued data (Hebbian weights),
-    where a single local search often stops on a lesser peak.  Returns (score, alpha).
+    where a single local search often stops on a lesser peak.  ``table`` is the NORMAL
+    scheme's fixed levels (ignored by the others).  Returns (score, alpha).
     """
     n = s.size
     sx = p1[n]
@@ -286,7 +297,7 @@ def _search_alpha(s, p1, p2, scheme, shape_a, shape_b, K, lo, objective, pm, buf
     best = -np.inf
     best_t = 0.0
     for i in range(_COARSE_ALPHA):
-        _alpha_grid(scheme, math.exp(llo + step * i), shape_a, shape_b, K, buf)
+        _grid(scheme, math.exp(llo + step * i), shape_a, shape_b, K, table, buf)
         sq, sqq, sxq = grid_sums(s, p1, buf)
         scores[0, i] = score_from_sums(n, sx, sxx, sq, sqq, sxq, objective, pm)
         scores[1, i] = score_from_sums(n, sx, sxx, sq, sqq, sxq, other, pm)
@@ -310,10 +321,10 @@ def _search_alpha(s, p1, p2, scheme, shape_a, shape_b, K, lo, objective, pm, buf
                 break
             done[land, bi] = True
             t = llo + step * bi
-            sc, tt = _golden(s, p1, p2, scheme, shape_a, shape_b, K, obj, pm, buf,
+            sc, tt = _golden(s, p1, p2, scheme, shape_a, shape_b, K, table, obj, pm, buf,
                              max(llo, t - step), min(0.0, t + step), scores[land, bi], t)
             if land == 1:
-                _alpha_grid(scheme, math.exp(tt), shape_a, shape_b, K, buf)
+                _grid(scheme, math.exp(tt), shape_a, shape_b, K, table, buf)
                 sc = grid_score(s, p1, p2, buf, objective, pm)
             if sc > best:
                 best = sc
@@ -365,7 +376,7 @@ def _fit_parametric_row(s, scheme, K, objective, pm, rms, fitp):
                 z = 0.5 * K
             else:
                 z = 0.5 * K - 1.0
-            sc, alpha = _search_alpha(s, p1, p2, scheme, z, 0.0, K, lo, objective, pm, buf)
+            sc, alpha = _search_alpha(s, p1, p2, scheme, z, 0.0, K, buf[:0], lo, objective, pm, buf)
             if sc > best:
                 best = sc
                 fitp[0] = alpha / _outer_steps(z, K)

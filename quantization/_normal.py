@@ -52,15 +52,11 @@ import numpy as np
 from numba import njit, prange
 
 from ._kernels import (
-    _COARSE_ALPHA,
-    _GOLDEN_ITERS,
-    _INV_PHI,
-    _REFINE,
-    OBJ_CORRELATION,
+    NORMAL,
     OBJ_MINMAX,
     OBJ_MSE,
     grid_score,
-    grid_sums,
+    _search_alpha,
     prefix_sums,
     score_from_sums,
 )
@@ -217,90 +213,6 @@ def _scaled(T, alpha, out):
 
 
 @njit(cache=True)
-def _golden(s, p1, p2, T, objective, pm, buf, a, b, best, best_t):
-    """Golden-section search for a maximum in log-alpha on [a, b]; returns the best
-    (score, log-alpha) seen, starting from (best, best_t)."""
-    c = b - _INV_PHI * (b - a)
-    d = a + _INV_PHI * (b - a)
-    _scaled(T, math.exp(c), buf)
-    fc = grid_score(s, p1, p2, buf, objective, pm)
-    _scaled(T, math.exp(d), buf)
-    fd = grid_score(s, p1, p2, buf, objective, pm)
-    for _ in range(_GOLDEN_ITERS):
-        if fc > best:
-            best = fc
-            best_t = c
-        if fd > best:
-            best = fd
-            best_t = d
-        if fc >= fd:
-            b = d
-            d = c
-            fd = fc
-            c = b - _INV_PHI * (b - a)
-            _scaled(T, math.exp(c), buf)
-            fc = grid_score(s, p1, p2, buf, objective, pm)
-        else:
-            a = c
-            c = d
-            fc = fd
-            d = a + _INV_PHI * (b - a)
-            _scaled(T, math.exp(d), buf)
-            fd = grid_score(s, p1, p2, buf, objective, pm)
-    return best, best_t
-
-
-@njit(cache=True)
-def _scan(s, p1, p2, T, lo, objective, pm, buf):
-    """Long rows: a log-spaced coarse scan scored under both objectives, then golden
-    section from the ``_REFINE`` best local maxima of the target and the best of the
-    other, each judged by the target (as the other parametric schemes)."""
-    n = s.size
-    sx = p1[n]
-    sxx = p2[n]
-    other = OBJ_MSE if objective == OBJ_CORRELATION else OBJ_CORRELATION
-    llo = math.log(lo)
-    step = -llo / (_COARSE_ALPHA - 1)
-    scores = np.empty((2, _COARSE_ALPHA))
-    best = -np.inf
-    best_t = 0.0
-    for i in range(_COARSE_ALPHA):
-        _scaled(T, math.exp(llo + step * i), buf)
-        sq, sqq, sxq = grid_sums(s, p1, buf)
-        scores[0, i] = score_from_sums(n, sx, sxx, sq, sqq, sxq, objective, pm)
-        scores[1, i] = score_from_sums(n, sx, sxx, sq, sqq, sxq, other, pm)
-        if scores[0, i] > best:
-            best = scores[0, i]
-            best_t = llo + step * i
-    done = np.zeros((2, _COARSE_ALPHA), np.bool_)
-    for land in range(2):
-        obj = objective if land == 0 else other
-        for _ in range(_REFINE if land == 0 else 1):
-            bi = -1
-            for i in range(_COARSE_ALPHA):
-                if done[land, i]:
-                    continue
-                if (i > 0 and scores[land, i - 1] > scores[land, i]) or (
-                        i < _COARSE_ALPHA - 1 and scores[land, i + 1] > scores[land, i]):
-                    continue
-                if bi < 0 or scores[land, i] > scores[land, bi]:
-                    bi = i
-            if bi < 0:
-                break
-            done[land, bi] = True
-            t = llo + step * bi
-            sc, tt = _golden(s, p1, p2, T, obj, pm, buf, max(llo, t - step), min(0.0, t + step),
-                             scores[land, bi], t)
-            if land == 1:
-                _scaled(T, math.exp(tt), buf)
-                sc = grid_score(s, p1, p2, buf, objective, pm)
-            if sc > best:
-                best = sc
-                best_t = tt
-    return best, math.exp(best_t)
-
-
-@njit(cache=True)
 def fit_normal_row(s, T, objective, pm, rms, max_events):
     """Scale alpha in [lo, 1] of the grid ``alpha * T`` for one normalised sorted row."""
     n = s.size
@@ -319,7 +231,7 @@ def fit_normal_row(s, T, objective, pm, rms, max_events):
     if E <= max_events:
         sc, a = _sweep(s, p1, p2, T, lo, objective, pm, E)
     else:
-        sc, a = _scan(s, p1, p2, T, lo, objective, pm, buf)
+        sc, a = _search_alpha(s, p1, p2, NORMAL, 0.0, 0.0, K, T, lo, objective, pm, buf)  # long rows
     _scaled(T, a, buf)
     sc = grid_score(s, p1, p2, buf, objective, pm)  # the realised score decides
     if sc > best:
