@@ -29,6 +29,10 @@ _SCHEME_ID = {"uniform": K.UNIFORM, "exponential": K.EXPONENTIAL, "pow2": K.POW2
               "normal": K.NORMAL}
 _OBJECTIVE_ID = {"correlation": K.OBJ_CORRELATION, "mse": K.OBJ_MSE, "minmax": K.OBJ_MINMAX}
 _FLOAT_DTYPES = ("float16", "float32", "float64")
+# pow2 levels are a factor 2 apart; past this width the added magnitudes go unused
+POW2_MAX_BITS = 5
+# quantize(gain=None): the gain under which each objective's result is what its name says
+DEFAULT_GAIN = {"correlation": "unbiased", "mse": "none", "minmax": "none"}
 _LLOYD_BINS = 4096
 FIT_SAMPLES = 1 << 20  # rows longer than this are fitted on a seeded random subsample
 
@@ -52,9 +56,28 @@ def n_params(scheme: str, bits: int) -> int:
 # ------------------------------------------------------------------------ layout
 
 
+def _group_shape(shape: tuple[int, ...], group_size: int) -> tuple[int, int, int, int]:
+    """(channels, row length, full groups per channel, tail length) of a group layout.
+
+    Groups run along the flattened row of each slice of the first axis (each output
+    channel of an (out, in, kh, kw) weight; the whole vector for 1-D tensors), in C
+    order; when ``group_size`` does not divide the row, each row's last group is shorter.
+    """
+    C = shape[0] if len(shape) >= 2 else 1
+    m = math.prod(shape) // C if C else 0
+    return C, m, m // group_size, m % group_size
+
+
+def _is_ragged(shape: tuple[int, ...], group_size: int | None) -> bool:
+    return group_size is not None and _group_shape(shape, group_size)[3] != 0
+
+
 def _to_rows(a: np.ndarray, axis: int | None, group_size: int | None) -> np.ndarray:
-    """View/copy of ``a`` as (n_rows, row_len): one row per codebook row."""
+    """View/copy of ``a`` as (n_rows, row_len): one row per codebook row (equal-length
+    layouts only; see :func:`_row_blocks` for groups with a shorter last group)."""
     if group_size is not None:
+        if _is_ragged(a.shape, group_size):
+            raise ValueError("groups of unequal length have no (rows, row_len) view; use _row_blocks")
         return a.reshape(-1, group_size)
     if axis is None:
         return a.reshape(1, -1)
@@ -68,10 +91,59 @@ def _from_rows(rows: np.ndarray, shape: tuple[int, ...], axis: int | None, group
     return np.moveaxis(rows.reshape(moved), 0, axis)
 
 
+def _row_blocks(a: np.ndarray, axis: int | None, group_size: int | None) -> list[np.ndarray]:
+    """``a`` as one or two rectangular blocks of codebook rows.
+
+    Equal-length layouts give ``[rows]``.  Groups with a shorter last group give
+    ``[full groups (C * full, group_size), last groups (C, tail)]`` (the first block
+    empty when ``group_size`` exceeds the row); :func:`_join_row_params` and
+    :func:`_from_row_blocks` restore the codebook-row order (channel by channel).
+    """
+    if not _is_ragged(a.shape, group_size):
+        return [_to_rows(a, axis, group_size)]
+    C, m, full, _ = _group_shape(a.shape, group_size)
+    flat = a.reshape(C, m)
+    return [flat[:, : full * group_size].reshape(C * full, group_size), flat[:, full * group_size :]]
+
+
+def _from_row_blocks(blocks: list[np.ndarray], shape: tuple[int, ...], axis: int | None,
+                     group_size: int | None) -> np.ndarray:
+    """Inverse of :func:`_row_blocks`."""
+    if len(blocks) == 1:
+        return _from_rows(blocks[0], shape, axis, group_size)
+    C, m, full, _ = _group_shape(shape, group_size)
+    out = np.empty((C, m), blocks[0].dtype)
+    out[:, : full * group_size] = blocks[0].reshape(C, full * group_size)
+    out[:, full * group_size :] = blocks[1]
+    return out.reshape(shape)
+
+
+def _join_row_params(parts: list[np.ndarray], shape: tuple[int, ...], group_size: int | None) -> np.ndarray:
+    """Per-block parameter rows (one per block row) in codebook-row order."""
+    if len(parts) == 1:
+        return parts[0]
+    C, _, full, _ = _group_shape(shape, group_size)
+    P = parts[0].shape[1:]
+    out = np.empty((C, full + 1) + P, parts[0].dtype)
+    out[:, :full] = parts[0].reshape((C, full) + P)
+    out[:, full] = parts[1]
+    return out.reshape((C * (full + 1),) + P)
+
+
+def _split_row_params(params: np.ndarray, shape: tuple[int, ...], group_size: int | None) -> list[np.ndarray]:
+    """Inverse of :func:`_join_row_params`."""
+    if not _is_ragged(shape, group_size):
+        return [params]
+    C, _, full, _ = _group_shape(shape, group_size)
+    P = params.shape[1:]
+    r = params.reshape((C, full + 1) + P)
+    return [np.ascontiguousarray(r[:, :full].reshape((C * full,) + P)), np.ascontiguousarray(r[:, full])]
+
+
 def _n_rows(shape: tuple[int, ...], axis: int | None, group_size: int | None) -> int:
-    n = math.prod(shape)
     if group_size is not None:
-        return n // group_size
+        C, m, full, tail = _group_shape(shape, group_size)
+        return C * (full + (tail > 0))
     return 1 if axis is None else shape[axis]
 
 
@@ -100,7 +172,9 @@ class QuantizedTensor:
     axis : int or None
         Per-slice codebooks along this axis, or None.
     group_size : int or None
-        Per-group codebooks over consecutive elements of the last axis, or None.
+        Per-group codebooks over consecutive elements of each slice of the first axis
+        (flattened in C order; a row that ``group_size`` does not divide ends with a
+        shorter group), or None.
     objective, gain : str
         How the levels were fitted (provenance; not needed to dequantize).
     preserve_mean : bool
@@ -177,10 +251,14 @@ class QuantizedTensor:
 
     def dequantize(self) -> np.ndarray:
         """The quantized tensor as float32, shape ``self.shape``."""
-        c = np.ascontiguousarray(_to_rows(self.codes, self.axis, self.group_size))
-        out = np.empty(c.shape, np.float32)
-        K.lookup(c, self.codebook, out)
-        return np.ascontiguousarray(_from_rows(out, self.shape, self.axis, self.group_size))
+        books = _split_row_params(self.codebook, self.shape, self.group_size)
+        outs = []
+        for c, book in zip(_row_blocks(self.codes, self.axis, self.group_size), books):
+            out = np.empty(c.shape, np.float32)
+            if c.size:
+                K.lookup(np.ascontiguousarray(c), book, out)
+            outs.append(out)
+        return np.ascontiguousarray(_from_row_blocks(outs, self.shape, self.axis, self.group_size))
 
     def _check_like(self, w: np.ndarray) -> np.ndarray:
         arr = check_weights(w)
@@ -202,9 +280,10 @@ class QuantizedTensor:
         q = self.dequantize()
         if not per_row:
             return _correlation(w, q)
-        wr = _to_rows(w, self.axis, self.group_size)
-        qr = _to_rows(q, self.axis, self.group_size)
-        return np.array([_correlation(a, b) for a, b in zip(wr, qr)])
+        parts = []
+        for wb, qb in zip(_row_blocks(w, self.axis, self.group_size), _row_blocks(q, self.axis, self.group_size)):
+            parts.append(np.array([_correlation(a, b) for a, b in zip(wb, qb)], np.float64).reshape(-1, 1))
+        return _join_row_params(parts, self.shape, self.group_size)[:, 0]
 
     def sqnr_db(self, w: np.ndarray) -> float:
         """Signal-to-quantization-noise ratio ``10 log10(sum w^2 / sum (w - Q)^2)`` in dB."""
@@ -257,7 +336,7 @@ def quantize(
     axis: int | None = None,
     group_size: int | None = None,
     *,
-    gain: str = "unbiased",
+    gain: str | None = None,
     preserve_mean: bool = False,
     seed: int | np.random.Generator | None = None,
 ) -> QuantizedTensor:
@@ -277,7 +356,9 @@ def quantize(
         ``exponential``: sign-magnitude levels ``±c q^j``; either 2**(bits-1)
         magnitudes on each side and no zero, or an exact zero plus one more magnitude
         on one side (all codes used either way); c, q and the variant are fitted.
-        ``pow2``: exponential with q = 1/2 (levels c 2^-j, shift-friendly).
+        ``pow2``: exponential with q = 1/2 (levels c 2^-j, shift-friendly), 1..5
+        bits: the factor-2 spacing caps its correlation near 0.98, reached by 4-5
+        bits; wider codes would only add unused tiny magnitudes, so they are refused.
         ``lloyd``: a free codebook, the globally optimal 1-D k-means (exact dynamic
         programming on the sorted row, or on ~4096 quantile+equal-width bins for
         longer rows) polished by Lloyd iterations on all samples.
@@ -308,14 +389,22 @@ def quantize(
         None: one codebook for the whole tensor; an int: one per slice along that axis
         (axis=0 is per output channel for (out, in, kh, kw) weights).
     group_size : int or None, default None
-        One codebook per ``group_size`` consecutive elements of the last axis (must
-        divide it; exclusive with ``axis``).
-    gain : {"unbiased", "lsq", "none"}, default "unbiased"
-        Scale applied to the fitted levels, per row.  ``unbiased``: slope 1, i.e.
-        <w, Q(w)> = <w, w> (with ``preserve_mean`` the slope of regressing Q(w) on w
-        is 1), so a layer keeps its signal gain.  ``lsq``: least squares, the minimal
-        MSE for these codes, which shrinks the tensor by about rho^2.  ``none``: the
-        levels as fitted (for objective="mse" this is the classic MSE quantizer).
+        One codebook per ``group_size`` consecutive elements of each output channel:
+        groups run along the flattened row of each slice of the first axis (the whole
+        vector for 1-D ``w``), in C order, and where ``group_size`` does not divide that
+        row its last group is shorter (a 3x3 conv with 16 input channels and
+        ``group_size=32`` has 5 groups per output channel: 4 of 32 and one of 16).
+        Exclusive with ``axis``.  Codebook rows are ordered channel by channel.
+    gain : {"unbiased", "lsq", "none"} or None, default None
+        Scale applied to the fitted levels, per row.  None picks the one under which
+        each objective's result is what its name says: ``"none"`` for ``mse`` (the fitted
+        grid is the MSE-optimal one; any rescale adds error) and for ``minmax`` (the grid
+        spans exactly ±max|w|), ``"unbiased"`` for ``correlation`` (the correlation does
+        not depend on a positive gain, so the one that keeps each row's signal gain is
+        chosen).  ``unbiased``: slope 1, i.e. <w, Q(w)> = <w, w> (with
+        ``preserve_mean`` the slope of regressing Q(w) on w is 1), so a layer keeps its
+        signal gain.  ``lsq``: least squares, the minimal MSE for these codes, which
+        shrinks the tensor by about rho^2.  ``none``: the levels as fitted.
         Which one matters depends on the setting: sign dynamics of a Hopfield net ignore
         a global scale, but a conv layer feeding fixed BatchNorm statistics does not.
         Measured on the pretrained CIFAR ResNet-20 (``bench/pretrained_study.py``),
@@ -343,14 +432,17 @@ def quantize(
     TypeError
         Non-float ``w``, non-integer ``bits``/``axis``/``group_size``.
     ValueError
-        NaN/inf or empty ``w``, ``bits`` outside 1..8, unknown scheme/objective/gain,
-        axis out of range, group_size not dividing the last axis.
+        NaN/inf or empty ``w``, ``bits`` outside 1..8 (1..5 for pow2), unknown scheme/objective/gain,
+        axis out of range, group_size < 1 or given with axis; a non-constant row whose
+        spread (or fitted step) is below float32's smallest normal number 1.2e-38, whose
+        codebook would underflow when stored (rescale ``w`` first).
 
     Notes
     -----
     Constant rows (including all-zero and dead channels) are represented exactly: all
     levels equal the value.  Rows with tiny spread (e.g. max|w| ~ 1e-8) are fitted in
-    normalised units and stored as float32, so nothing underflows.  When a gain is
+    normalised units and stored as float32, so nothing underflows; a row too small for
+    float32's normal range is refused rather than silently zeroed.  When a gain is
     undefined for a row (every element on one level) that row falls back to gain 1.
 
     Examples
@@ -367,7 +459,14 @@ def quantize(
     bits = check_bits(bits)
     scheme = check_choice(scheme, SCHEMES, "scheme")
     objective = check_choice(objective, OBJECTIVES, "objective")
-    gain = check_choice(gain, GAINS, "gain")
+    gain = check_choice(DEFAULT_GAIN[objective] if gain is None else gain, GAINS, "gain")
+    if scheme == "pow2" and bits > POW2_MAX_BITS:
+        raise ValueError(
+            f"bits={bits} with scheme='pow2': pow2 supports 1..{POW2_MAX_BITS} bits. Its levels +-c 2^-j are a "
+            "factor 2 apart, so its correlation is capped near 0.98 by that spacing, whatever the number of "
+            f"levels; it reaches the cap by {POW2_MAX_BITS} bits, and each further bit only adds magnitudes "
+            "below c 2^-16 that the weights do not use (34 of 256 codes at 8 bits on Gaussian weights). For "
+            "more bits use scheme='exponential' (a fitted ratio q) or 'uniform'.")
     if not isinstance(preserve_mean, (bool, np.bool_)):
         raise TypeError(f"preserve_mean must be a bool, got {preserve_mean!r}.")
     if seed is not None and not isinstance(seed, (int, np.integer, np.random.Generator)):
@@ -378,10 +477,34 @@ def quantize(
     shape = arr.shape
     axis = check_axis(axis, arr.ndim)
     group_size = check_group_size(group_size, shape, axis)
-    Kc = 1 << bits
 
     work = arr.astype(np.float32) if arr.dtype == np.float16 else arr  # numba has no float16 arithmetic
-    X = np.ascontiguousarray(_to_rows(work, axis, group_size))
+    code_blocks, param_blocks = [], []
+    for block in _row_blocks(work, axis, group_size):
+        if block.shape[0] == 0:  # no full group: group_size exceeds the row
+            code_blocks.append(np.empty(block.shape, np.uint8))
+            param_blocks.append(np.empty((0, n_params(scheme, bits))))
+            continue
+        c, p = _quantize_rows(np.ascontiguousarray(block), bits, scheme, objective, gain, bool(preserve_mean), seed)
+        code_blocks.append(c)
+        param_blocks.append(p)
+    params = _join_row_params(param_blocks, shape, group_size)
+    _check_representable(params, scheme, shape, axis, group_size)
+    codes = np.ascontiguousarray(_from_row_blocks(code_blocks, shape, axis, group_size))
+    return QuantizedTensor(
+        codes=codes, params=params.astype(np.float32), bits=bits, scheme=scheme, shape=shape,
+        dtype=arr.dtype.name, axis=axis, group_size=group_size, objective=objective, gain=gain,
+        preserve_mean=bool(preserve_mean),
+    )
+
+
+_F32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32, 1.18e-38
+
+
+def _quantize_rows(X: np.ndarray, bits: int, scheme: str, objective: str, gain: str, preserve_mean: bool,
+                   seed) -> tuple[np.ndarray, np.ndarray]:
+    """Codes (R, n) uint8 and float64 params (R, P) for equal-length rows ``X``."""
+    Kc = 1 << bits
     R, n = X.shape
     xmin, xmax = X.min(axis=1).astype(np.float64), X.max(axis=1).astype(np.float64)
     nonconst = xmax > xmin
@@ -389,6 +512,7 @@ def quantize(
     center = np.where(nonconst, center, xmin)  # constant rows: every level is the value
     A = np.maximum(np.abs(xmax - center), np.abs(xmin - center))
     A = np.where(nonconst & (A > 0), A, 1.0)
+    _check_spread(A, nonconst)
     inv = 1.0 / A
     # the fit sees each row (or a seeded subsample of long rows), normalised to max |y| = 1
     if n > FIT_SAMPLES:
@@ -454,9 +578,39 @@ def quantize(
         params[~nonconst, 1] = 0.5
         params[~nonconst, 3] = center[~nonconst]
 
-    codes = np.ascontiguousarray(_from_rows(codes_rows, shape, axis, group_size))
-    return QuantizedTensor(
-        codes=codes, params=params.astype(np.float32), bits=bits, scheme=scheme, shape=shape,
-        dtype=arr.dtype.name, axis=axis, group_size=group_size, objective=objective, gain=gain,
-        preserve_mean=bool(preserve_mean),
-    )
+    return codes_rows, params
+
+
+def _row_label(r: int, shape: tuple[int, ...], axis: int | None, group_size: int | None) -> str:
+    if group_size is not None:
+        return f"codebook row {r} (a group of up to {group_size} weights)"
+    return "the tensor" if axis is None else f"slice {r} along axis {axis}"
+
+
+def _check_spread(A: np.ndarray, nonconst: np.ndarray) -> None:
+    """Refuse rows whose spread is below float32's normal range (their step would underflow)."""
+    bad = nonconst & (A < _F32_TINY)
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"w has {int(bad.sum())} codebook row(s) whose values spread by only {A[r]:.3g} or so, "
+            f"below float32's smallest normal number {_F32_TINY:.3g}: the stored codebook would underflow "
+            "to zero (or lose its precision). Rescale w first, e.g. s = np.abs(w).max(); quantize(w / s, ...) "
+            "and multiply the dequantized result by s.")
+
+
+def _check_representable(params: np.ndarray, scheme: str, shape, axis, group_size) -> None:
+    """Refuse a fitted grid whose step or scale underflows float32 on a non-constant row."""
+    if scheme == "lloyd":
+        spread = params[:, -1] - params[:, 0]
+        step = np.where(spread > 0, spread, np.inf)
+    else:
+        step = np.where(params[:, 0] != 0, np.abs(params[:, 0]), np.inf)  # 0: a constant row
+    bad = step < _F32_TINY
+    if bad.any():
+        r = int(np.flatnonzero(bad)[0])
+        raise ValueError(
+            f"the fitted grid of {_row_label(r, shape, axis, group_size)} has a step of {step[r]:.3g}, below "
+            f"float32's smallest normal number {_F32_TINY:.3g}: stored as float32 it would underflow. "
+            "Rescale w first (e.g. divide by np.abs(w).max()) and scale the dequantized result back.")
+

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ._core import quantize
-from ._io import write_csv
+from ._core import POW2_MAX_BITS
+from ._io import save_figure, write_csv
 DEMO_SCHEMES = ("uniform", "exponential", "pow2", "lloyd")  # the demo's table and plot; normal is not shown yet
 DISTRIBUTIONS = ("gaussian", "laplacian", "student-t3")
 OBJECTIVES_SHOWN = ("correlation", "minmax")
@@ -38,6 +39,8 @@ def run_demo(out: Path, n: int = 200_000, seed: int = 0, bits=range(1, 9), quiet
         for scheme in DEMO_SCHEMES:
             for objective in OBJECTIVES_SHOWN:
                 for b in bits:
+                    if scheme == "pow2" and b > POW2_MAX_BITS:  # refused: see quantize's docstring
+                        continue
                     t0 = time.perf_counter()
                     qt = quantize(w, b, scheme, objective, gain="lsq")
                     dt = time.perf_counter() - t0
@@ -61,7 +64,8 @@ def format_table(rows: list[dict]) -> str:
     for key in keys:
         cells = {r["bits"]: r for r in rows if (r["distribution"], r["scheme"], r["objective"]) == key}
         line = f"{key[0]:<12} {key[1]:<12} {key[2]:<12}"
-        line += "".join(f"{cells[b]['rho']:>8.4f}/{cells[b]['sqnr_db']:>5.1f}" for b in bits)
+        line += "".join(f"{cells[b]['rho']:>8.4f}/{cells[b]['sqnr_db']:>5.1f}" if b in cells else f"{'-':>15}"
+                        for b in bits)
         lines.append(line)
     return "\n".join(lines)
 
@@ -87,7 +91,5 @@ def _plot(path: Path, rows: list[dict], n: int) -> None:
     axes[-1].legend(fontsize=8)
     fig.suptitle("Correlation between weights and quantized weights: solid = correlation-optimal, dashed = min-max")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    save_figure(fig, path, dpi=110)
     plt.close(fig)
-    tmp.replace(path)

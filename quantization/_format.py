@@ -36,7 +36,9 @@ from typing import Any
 
 import numpy as np
 
-from ._core import QuantizedTensor, n_params
+import math
+
+from ._core import QuantizedTensor, _n_rows, n_params
 from ._io import atomic_write
 from ._packing import pack_bits, packed_nbytes, unpack_bits
 
@@ -48,6 +50,17 @@ _READABLE = (1, 2)
 _SCHEME_SINCE = {"normal": 2}  # schemes that need a newer version than 1
 _PREFIX = struct.Struct("<6sHI")
 _CRC = struct.Struct("<I")
+# A header inflates to at most this many bytes: a small allowance plus a ratio that JSON
+# headers written by :func:`save` never exceed in practice (typical ratios are 3-10).  It
+# bounds what a crafted file can make the reader allocate (zlib alone allows ~1000:1);
+# save() refuses to write a header the reader would refuse.
+_HEADER_ALLOWANCE = 1 << 20
+_HEADER_MAX_RATIO = 32
+_MAX_NESTING = 64  # JSON nesting depth accepted in a header (metadata included)
+
+
+def _max_header(hlen: int) -> int:
+    return _HEADER_ALLOWANCE + _HEADER_MAX_RATIO * hlen
 
 
 class FormatError(ValueError):
@@ -95,11 +108,24 @@ def save(path: str | os.PathLike, tensors: Mapping[str, QuantizedTensor | np.nda
             "preserve_mean": qt.preserve_mean, "rows": qt.n_rows, "kind": "quantized",
         })
         payload += [codes.tobytes(), qt.params.astype("<f4").tobytes()]
+    if metadata is not None and not isinstance(metadata, Mapping):
+        raise TypeError(f"metadata must be a mapping (e.g. a dict) of JSON-serialisable values, "
+                        f"got {type(metadata).__name__}.")
     try:
         header = json.dumps({"tensors": entries, "metadata": dict(metadata or {})}, separators=(",", ":"))
     except TypeError as exc:
         raise TypeError(f"metadata must be JSON-serialisable: {exc}") from None
-    hbytes = zlib.compress(header.encode("utf-8"), 9)
+    except (ValueError, RecursionError) as exc:  # json: "Circular reference detected"
+        raise TypeError(f"metadata must be JSON-serialisable without circular references: {exc}") from None
+    if _depth(json.loads(header)) > _MAX_NESTING:
+        raise TypeError(f"metadata is nested more than {_MAX_NESTING - 3} levels deep; load() would refuse it.")
+    raw = header.encode("utf-8")
+    hbytes = zlib.compress(raw, 9)
+    if len(raw) > _max_header(len(hbytes)):
+        raise ValueError(f"the header ({len(raw):,} bytes of JSON, mostly metadata) compresses "
+                         f"{len(raw) / len(hbytes):.0f}:1, beyond what load() accepts as a guard against "
+                         f"decompression bombs ({_HEADER_MAX_RATIO}:1 above {_HEADER_ALLOWANCE:,} bytes); "
+                         "store large metadata in a separate file.")
     version = max([1] + [_SCHEME_SINCE.get(e.get("scheme"), 1) for e in entries])
     body = [_PREFIX.pack(MAGIC, version, len(hbytes)), hbytes, *payload]
     crc = 0
@@ -111,6 +137,77 @@ def save(path: str | os.PathLike, tensors: Mapping[str, QuantizedTensor | np.nda
 
 def _fail(path: Path, problem: str) -> FormatError:
     return FormatError(f"{path}: {problem}")
+
+
+def _depth(obj, level: int = 1) -> int:
+    """Nesting depth of a parsed JSON value (iterative: safe on any depth)."""
+    best, stack = 0, [(obj, level)]
+    while stack:
+        o, d = stack.pop()
+        best = max(best, d)
+        if isinstance(o, dict):
+            stack.extend((v, d + 1) for v in o.values())
+        elif isinstance(o, list):
+            stack.extend((v, d + 1) for v in o)
+    return best
+
+
+def _inflate(blob: bytes, limit: int) -> bytes:
+    """zlib-decompress at most ``limit`` bytes; refuse (ValueError) anything longer."""
+    d = zlib.decompressobj()
+    out = d.decompress(blob, limit)
+    if d.unconsumed_tail:
+        raise ValueError(f"the header inflates to more than {limit:,} bytes, more than a "
+                         f"{len(blob):,}-byte compressed header can justify (a decompression bomb?)")
+    if not d.eof:
+        raise zlib.error("incomplete or truncated compressed header")
+    return out
+
+
+def _int(v, name: str, lo: int, hi: int | None = None) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+        rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name} must be an integer in {rng}, got {v!r}")
+    return v
+
+
+def _check_entry(e: dict, version: int) -> tuple[int, int]:
+    """Validate one header entry; return (code or array bytes, param bytes) it claims."""
+    from ._validate import GAINS, OBJECTIVES, SCHEMES
+
+    name = e.get("name")
+    shape = e.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                              for d in shape):
+        raise ValueError(f"tensor {name!r} has a bad shape {shape!r}")
+    size = math.prod(shape)  # exact: no int64 wrap-around on crafted dimensions
+    if e.get("kind") == "array":
+        dt = np.dtype(e["dtype"])
+        if dt.kind not in "fiu":
+            raise ValueError(f"tensor {name!r} has a non-numeric dtype {e['dtype']!r}")
+        return size * dt.itemsize, 0
+    bits = _int(e.get("bits"), f"tensor {name!r}: bits", 1, 8)
+    scheme = e.get("scheme")
+    for key, allowed in (("scheme", SCHEMES), ("objective", OBJECTIVES), ("gain", GAINS),
+                         ("dtype", ("float16", "float32", "float64"))):
+        if e.get(key) not in allowed:
+            raise ValueError(f"tensor {name!r}: {key} must be one of {allowed}, got {e.get(key)!r}")
+    if _SCHEME_SINCE.get(scheme, 1) > version:
+        raise ValueError(f"tensor {name!r} uses scheme {scheme!r}, which needs format "
+                         f"version {_SCHEME_SINCE[scheme]}, but the file says version {version}")
+    axis, group = e.get("axis"), e.get("group_size")
+    if axis is not None:
+        _int(axis, f"tensor {name!r}: axis", -len(shape), len(shape) - 1)
+        axis %= max(len(shape), 1)
+    if group is not None:
+        _int(group, f"tensor {name!r}: group_size", 1)
+    if not shape or size == 0:
+        raise ValueError(f"tensor {name!r}: a quantized tensor needs a non-empty shape, got {shape!r}")
+    rows = _int(e.get("rows"), f"tensor {name!r}: rows", 1)
+    if rows != _n_rows(tuple(shape), axis, group):
+        raise ValueError(f"tensor {name!r}: rows={rows} does not match its shape {shape} and layout "
+                         f"(expected {_n_rows(tuple(shape), axis, group)})")
+    return packed_nbytes(size, bits), 4 * rows * n_params(scheme, bits)
 
 
 def load(path: str | os.PathLike, *, return_metadata: bool = False):
@@ -149,7 +246,12 @@ def load(path: str | os.PathLike, *, return_metadata: bool = False):
     if hend + _CRC.size > len(data):
         raise _fail(p, f"truncated: header claims {hlen} bytes but the file has {len(data)} bytes in all")
     try:
-        header = json.loads(zlib.decompress(data[_PREFIX.size:hend]).decode("utf-8"))
+        text = _inflate(data[_PREFIX.size:hend], _max_header(hlen)).decode("utf-8")
+        header = json.loads(text)
+        if not isinstance(header, dict):
+            raise ValueError("the header must be a JSON object")
+        if _depth(header) > _MAX_NESTING:
+            raise ValueError(f"the header is nested more than {_MAX_NESTING} levels deep")
         entries = header["tensors"]
         metadata = header["metadata"]
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
@@ -159,20 +261,9 @@ def load(path: str | os.PathLike, *, return_metadata: bool = False):
         names = [e.get("name") for e in entries]
         if len(set(names)) != len(names) or not all(isinstance(n, str) and n for n in names):
             raise ValueError("tensor names must be unique non-empty strings")
-        for e in entries:
-            if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in e.get("shape", [None])):
-                raise ValueError(f"tensor {e.get('name')!r} has a bad shape {e.get('shape')!r}")
-            if e.get("kind") == "array" and np.dtype(e["dtype"]).kind not in "fiu":
-                raise ValueError(f"tensor {e.get('name')!r} has a non-numeric dtype {e['dtype']!r}")
-            if e.get("kind") != "array" and _SCHEME_SINCE.get(e.get("scheme"), 1) > version:
-                raise ValueError(f"tensor {e.get('name')!r} uses scheme {e.get('scheme')!r}, which needs format "
-                                 f"version {_SCHEME_SINCE[e['scheme']]}, but the file says version {version}")
-        sizes = [(int(np.prod(e["shape"], dtype=np.int64)) * np.dtype(e["dtype"]).itemsize, 0)
-                 if e.get("kind") == "array" else
-                 (packed_nbytes(np.prod(e["shape"], dtype=np.int64), e["bits"]),
-                  4 * int(e["rows"]) * n_params(e["scheme"], e["bits"])) for e in entries]
+        sizes = [_check_entry(e, version) for e in entries]
     except (zlib.error, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError,
-            AttributeError) as exc:
+            AttributeError, RecursionError, OverflowError) as exc:
         raise _fail(p, f"corrupted header ({type(exc).__name__}: {exc})") from None
     expected = hend + sum(a + b for a, b in sizes) + _CRC.size
     if len(data) < expected:
@@ -192,7 +283,7 @@ def load(path: str | os.PathLike, *, return_metadata: bool = False):
                 out[e["name"]] = np.frombuffer(data, dt, ncode // dt.itemsize, pos).reshape(shape).astype(dt.newbyteorder("="))
                 pos += ncode
                 continue
-            codes = unpack_bits(np.frombuffer(data, np.uint8, ncode, pos), e["bits"], int(np.prod(shape, dtype=np.int64)))
+            codes = unpack_bits(np.frombuffer(data, np.uint8, ncode, pos), e["bits"], math.prod(shape))
             pos += ncode
             P = n_params(e["scheme"], e["bits"])
             params = np.frombuffer(data, "<f4", npar // 4, pos).reshape(int(e["rows"]), P).astype(np.float32)

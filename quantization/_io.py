@@ -7,7 +7,9 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "save_figure"]
+
+_TMP_SUFFIX = ".tmp"
 
 
 def _umask() -> int:
@@ -19,9 +21,12 @@ def _umask() -> int:
 def atomic_write(path: str | os.PathLike, data: bytes | str | Iterable[bytes]) -> int:
     """Write ``data`` to ``path`` so that a crash never leaves a half-written file.
 
-    The bytes go to a temporary file in the same directory, which is flushed, fsynced
-    and renamed over ``path``; on any error the temporary file is removed and ``path``
-    is untouched.  Parent directories are created.  ``str`` data is UTF-8 encoded.
+    The bytes go to a temporary file in the same directory with a unique name
+    (``.<name>.<pid>.<random>.tmp``, so concurrent writers never collide), which is
+    flushed, fsynced and renamed over ``path``; on any error the temporary file is
+    removed and ``path`` is untouched.  A temporary of the same target left behind by a
+    writer that was killed (its process no longer exists) is removed on the next write.
+    Parent directories are created.  ``str`` data is UTF-8 encoded.
 
     Returns
     -------
@@ -31,7 +36,8 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Iterable[bytes]) -
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     chunks = [data.encode("utf-8")] if isinstance(data, str) else [data] if isinstance(data, bytes) else list(data)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    _remove_stale_temporaries(p)
+    fd, tmp = tempfile.mkstemp(prefix=f"{_tmp_prefix(p)}{os.getpid()}.", suffix=_TMP_SUFFIX, dir=p.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
         with os.fdopen(fd, "wb") as f:
@@ -45,6 +51,54 @@ def atomic_write(path: str | os.PathLike, data: bytes | str | Iterable[bytes]) -
             os.unlink(tmp)
         raise
     return sum(len(c) for c in chunks)
+
+
+def _tmp_prefix(p: Path) -> str:
+    return f".{p.name}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _remove_stale_temporaries(p: Path) -> None:
+    """Remove ``.<name>.<pid>.*.tmp`` files of target ``p`` whose writer process is gone."""
+    prefix = _tmp_prefix(p)
+    try:
+        entries = list(os.scandir(p.parent))
+    except OSError:
+        return
+    for e in entries:
+        name = e.name
+        if not (name.startswith(prefix) and name.endswith(_TMP_SUFFIX)):
+            continue
+        pid_text = name[len(prefix):].split(".", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid() or _pid_alive(int(pid_text)):
+            continue
+        try:
+            os.unlink(e.path)
+        except OSError:
+            pass  # another writer cleaned it first, or no permission: harmless
+
+
+def save_figure(fig, path: str | os.PathLike, **savefig_kwargs) -> None:
+    """Save a matplotlib figure atomically (render to memory, then :func:`atomic_write`).
+
+    The format follows the suffix of ``path`` unless ``format`` is given.
+    """
+    import io
+
+    p = Path(path)
+    buf = io.BytesIO()
+    savefig_kwargs.setdefault("format", p.suffix.lstrip(".") or "png")
+    fig.savefig(buf, **savefig_kwargs)
+    atomic_write(p, buf.getvalue())
 
 
 def write_csv(rows: list[dict], path: str | os.PathLike) -> None:

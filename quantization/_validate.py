@@ -82,7 +82,11 @@ def check_axis(axis: object, ndim: int, name: str = "axis") -> int | None:
 
 
 def check_group_size(group_size: object, shape: tuple[int, ...], axis: int | None) -> int | None:
-    """Return ``group_size`` (or None) after checking it divides the last axis."""
+    """Return ``group_size`` (or None) after checking it is a positive int and ``axis`` is None.
+
+    Groups run along the flattened row of each slice of the first axis; a row whose
+    length ``group_size`` does not divide ends with a shorter group.
+    """
     if group_size is None:
         return None
     if isinstance(group_size, bool) or not isinstance(group_size, numbers.Integral):
@@ -92,14 +96,9 @@ def check_group_size(group_size: object, shape: tuple[int, ...], axis: int | Non
         raise ValueError(f"group_size={g} must be a positive int.")
     if axis is not None:
         raise ValueError(
-            "axis and group_size were both given; groups run along the last axis and never span two "
-            "slices of it, so pass either axis (per-slice codebooks) or group_size (per-group codebooks)."
-        )
-    last = shape[-1]
-    if last % g:
-        raise ValueError(
-            f"group_size={g} does not divide the last axis of length {last} (shape {shape}); "
-            f"choose a divisor of {last}."
+            "axis and group_size were both given; groups run along the flattened row of each slice of "
+            "the first axis (each output channel), so pass either axis (per-slice codebooks) or "
+            "group_size (per-group codebooks)."
         )
     return g
 

@@ -14,7 +14,7 @@ def test_demo_writes_csv_and_png(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "laplacian" in printed and "rho / SQNR" in printed
     rows = list(csv.DictReader(open(tmp_path / "quantization_demo.csv")))
-    assert len(rows) == 3 * 4 * 2 * 8
+    assert len(rows) == 3 * 2 * (3 * 8 + 5)  # pow2 stops at 5 bits
     assert {r["scheme"] for r in rows} == {"uniform", "exponential", "pow2", "lloyd"}
     for r in rows:
         assert 0.0 < float(r["rho"]) <= 1.0

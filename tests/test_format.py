@@ -18,7 +18,9 @@ def tensors():
                                  preserve_mean=True),
         "fc.weight": quantize(rng.laplace(size=(10, 33)), 3, "uniform", group_size=11, gain="lsq"),
         "hebb": quantize(rng.standard_normal(101).astype(np.float16), 1, "lloyd"),
-        "b8": quantize(rng.standard_normal((5, 7)), 8, "pow2", objective="minmax", axis=1),
+        "b8": quantize(rng.standard_normal((5, 7)), 8, "exponential", objective="minmax", axis=1),
+        "p5": quantize(rng.standard_normal((5, 7)), 5, "pow2", axis=1),
+        "ragged": quantize(rng.standard_normal((4, 3, 3, 3)), 3, "uniform", group_size=8),  # 27 = 3 x 8 + 3
     }
 
 
