@@ -20,14 +20,25 @@ def test_non_native_and_long_double_dtypes():
             quantize(x.astype(np.longdouble), 4)
 
 
-def test_codebook_overflow_is_an_error_not_inf():
+@pytest.mark.parametrize("scheme", ["uniform", "exponential", "pow2", "lloyd", "normal"])
+@pytest.mark.parametrize("preserve_mean", [False, True])
+def test_codebook_overflow_is_an_error_not_inf(scheme, preserve_mean):
+    """Near float32's limit a grid either fits (finite and faithful) or is refused by name."""
     w = np.array([-3.4e38, 3.4e38, 1e37, 0], np.float32)
     try:
-        qt = quantize(w, 2)
+        qt = quantize(w, 2, scheme, preserve_mean=preserve_mean)
     except ValueError as exc:
         assert "overflows float32" in str(exc)
+        assert scheme in ("uniform", "pow2", "normal")  # lloyd and exponential place levels at the data
     else:
         assert np.isfinite(qt.codebook).all() and np.isfinite(qt.dequantize()).all()
+        assert qt.correlation(w.astype(np.float64)) > 0.999
+
+
+def test_codebook_overflow_uniform_is_refused():
+    # the symmetric uniform grid needs a level beyond +-3.4e38 here: refused, never inf
+    with pytest.raises(ValueError, match="overflows float32"):
+        quantize(np.array([-3.4e38, 3.4e38, 1e37, 0], np.float32), 2)
 
 
 def test_long_rows_keep_their_extremes_in_the_fit():
@@ -53,8 +64,13 @@ def test_quantized_tensor_copies_caller_arrays():
     qt = quantize(np.arange(8.0), 2)
     codes, params = qt.codes.copy(), qt.params.copy()
     QuantizedTensor(codes=codes, params=params, bits=2, scheme="uniform", shape=(8,))
-    codes[0] = 1
-    params[0, 0] = 2.0  # still writable: the container holds its own copies
+    qt2 = QuantizedTensor(codes=codes, params=params, bits=2, scheme="uniform", shape=(8,))
+    before = qt2.dequantize()
+    codes[0] = 3
+    params[0, 0] = 2.0  # the caller's arrays stay writable; the container holds its own copies
+    assert qt2.codes[0] == qt.codes[0] and qt2.params[0, 0] == qt.params[0, 0]
+    np.testing.assert_array_equal(qt2.dequantize(), before)
+    assert not qt2.codes.flags.writeable and not qt2.params.flags.writeable
 
 
 def test_non_ascending_params_are_refused():
