@@ -47,12 +47,16 @@ def _csv_json(rows, meta, out: Path, name: str) -> None:
 
 
 def _load_any(path: Path):
-    """A float model (.npz) or a compressed quantized model (.hq)."""
+    """A float model (.npz) or a compressed quantized model (.hq), told apart by the
+    file's first bytes, not its name."""
     from . import Sequential, load_quantized
+    from ._files import file_kind
 
     if not path.exists():
         raise FileNotFoundError(f"model file {path} does not exist")
-    return load_quantized(path) if path.suffix == ".hq" else Sequential.load(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"model file {path} is a directory; pass the model file in it")
+    return load_quantized(path) if file_kind(path) == "quantized" else Sequential.load(path)
 
 
 def cmd_train(args) -> None:
@@ -77,7 +81,7 @@ def cmd_train(args) -> None:
 
 
 def cmd_quantize(args) -> None:
-    from . import quantize_model
+    from . import fold_batchnorm, quantize_model
 
     model = _load_any(args.model)
     if not hasattr(model, "named_layers"):
@@ -88,23 +92,30 @@ def cmd_quantize(args) -> None:
                         preserve_mean=args.preserve_mean, skip=args.skip)
     size = qm.save(args.out / "model.hq")
     float_size = args.model.stat().st_size
+    # like with like: float32 parameters of the same BatchNorm-folded network over the quantized ones
+    float_bytes = sum(v.nbytes for v in fold_batchnorm(model).named_parameters().values())
+    ratio = float_bytes / qm.nbytes
     params = dict(model=str(args.model), bits=args.bits, scheme=args.scheme, objective=args.objective, axis=args.axis,
                   gain=args.gain, preserve_mean=args.preserve_mean, skip=args.skip)
     _csv_json(qm.report, _sidecar(args, "quantize", params, time.perf_counter() - t0, file_bytes=size,
-                                  float_file_bytes=float_size, compression_ratio=float_size / size),
-              args.out, "quantize")
+                                  float_file_bytes=float_size, float_bytes=float_bytes, compressed_bytes=qm.nbytes,
+                                  compression_ratio=ratio), args.out, "quantize")
     if not args.quiet:
         for r in qm.report:
             print(f"layer {r['layer']:<12} {r['type']:<7} {r['params']:>9,} params  {r['bits']:>2} bits  "
                   f"rho {r['rho']:.4f}  SQNR {r['sqnr_db']:6.1f} dB  {r['bytes']:>9,} bytes")
-        print(f"wrote {args.out / 'model.hq'}: {size:,} bytes, {float_size / size:.2f}x smaller than {args.model}")
+        print(f"wrote {args.out / 'model.hq'}: {size:,} bytes ({args.model}: {float_size:,}); parameters "
+              f"{ratio:.2f}x smaller than in float32 ({float_bytes:,} -> {qm.nbytes:,} bytes, BatchNorm folded)")
 
 
 def cmd_evaluate(args) -> None:
     xtr, ytr, xte, yte = _data(args.data, args.split_seed)
     model = _load_any(args.model)
     t0 = time.perf_counter()
-    acc = model.accuracy(xte, yte)
+    try:
+        acc = model.accuracy(xte, yte)
+    except ValueError as exc:  # NaN/inf outputs, labels or inputs that do not fit: say which file
+        raise ValueError(f"{args.model}: {exc}") from None
     _csv_json([], _sidecar(args, "evaluate", dict(model=str(args.model), data=args.data, split_seed=args.split_seed),
                            time.perf_counter() - t0, accuracy=acc, n_test=len(yte)), args.out, "evaluate")
     if not args.quiet:

@@ -108,7 +108,9 @@ def depthwise_forward(x, w, bias, g, y):
 @njit(cache=True, parallel=True)
 def maxpool_forward(x, k, stride, out, arg):
     """out[n, c, oh, ow] = max over the k x k window; arg holds the flat h * W + w of
-    the first maximum (for the backward pass)."""
+    the maximum for the backward pass.  As PyTorch: the first maximum in row-major
+    order; a NaN wins (the last one) and propagates; an all -inf window points at its
+    own first element."""
     N, C, H, W = x.shape
     OH, OW = out.shape[2], out.shape[3]
     for p in prange(N * C):
@@ -117,13 +119,13 @@ def maxpool_forward(x, k, stride, out, arg):
         for oh in range(OH):
             for ow in range(OW):
                 best = -np.inf
-                bi = 0
+                bi = (oh * stride) * W + ow * stride
                 for ki in range(k):
                     for kj in range(k):
                         h = oh * stride + ki
                         w = ow * stride + kj
                         v = x[n, c, h, w]
-                        if v > best:
+                        if v > best or v != v:
                             best = v
                             bi = h * W + w
                 out[n, c, oh, ow] = best

@@ -329,6 +329,11 @@ class _Pool(Layer):
 
 
 class MaxPool2D(_Pool):
+    """Maximum over k x k windows.  The backward pass sends each window's gradient to
+    its maximum, as PyTorch does: the first maximum in row-major order, the last NaN
+    when the window holds NaN (which the output propagates), and the window's first
+    element when every value is -inf."""
+
     kind = "maxpool2d"
 
     def forward(self, x, train=False):
@@ -396,8 +401,12 @@ class BatchNorm(Layer):
 
     def __init__(self, num_features: int, momentum: float = 0.1, eps: float = 1e-5):
         super().__init__()
-        if not isinstance(num_features, (int, np.integer)) or num_features < 1:
+        if not isinstance(num_features, (int, np.integer)) or isinstance(num_features, bool) or num_features < 1:
             raise ValueError(f"BatchNorm num_features must be an int >= 1, got {num_features!r}.")
+        if not (isinstance(eps, (int, float, np.number)) and math.isfinite(eps) and eps >= 0):
+            raise ValueError(f"BatchNorm eps must be a finite number >= 0, got {eps!r}.")
+        if not (isinstance(momentum, (int, float, np.number)) and 0 <= momentum <= 1):
+            raise ValueError(f"BatchNorm momentum must be a number in [0, 1], got {momentum!r}.")
         self.c, self.momentum, self.eps = int(num_features), float(momentum), float(eps)
         self.state: dict[str, np.ndarray] = {}
 
@@ -480,15 +489,21 @@ class Dropout(Layer):
             raise ValueError(f"Dropout p must be in [0, 1), got {p!r}.")
         self.p, self.seed = float(p), int(seed)
         self._rng = np.random.default_rng(seed)
+        self._mask: np.ndarray | None = None
 
     def forward(self, x, train=False):
+        """Training: zero each element with probability ``p`` and scale the others by
+        1 / (1 - p), keeping the mask (scaling included) for :meth:`backward`."""
         if not train or self.p == 0:
+            self._mask = None
             return x
         self._mask = (self._rng.random(x.shape) >= self.p).astype(np.float32) / np.float32(1 - self.p)
         return x * self._mask
 
     def backward(self, dy):
-        return dy * self._mask
+        """dL/dx = dL/dy times the last training forward's mask (the identity when it
+        dropped nothing: p = 0 or inference)."""
+        return dy if self._mask is None else dy * self._mask
 
     def config(self):
         return {"type": self.kind, "p": self.p, "seed": self.seed}

@@ -13,6 +13,7 @@ import numpy as np
 
 from quantization import atomic_write
 
+from ._files import LOADABLE, file_kind, wrong_kind_message
 from .layers import BatchNorm, Conv2D, Dense, Identity, Layer, Residual, layer_from_config
 
 __all__ = ["Sequential", "fold_batchnorm", "MODEL_FORMAT"]
@@ -76,11 +77,61 @@ class Sequential:
             d = layer.backward(d)
         return d
 
-    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Class predictions (argmax of the logits), in batches."""
+    def logits(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Outputs for every input, in batches, refusing what cannot be trusted.
+
+        Parameters
+        ----------
+        x : ndarray of shape (N, *input_shape)
+        batch_size : int, default 256
+
+        Returns
+        -------
+        ndarray of shape (N, *output_shape), float32
+
+        Raises
+        ------
+        ValueError
+            When a parameter is invalid (see :meth:`check_parameters`), or when the
+            outputs of some inputs are NaN or inf (the message counts them, names the
+            first few and the first layer whose output is not finite), rather than
+            returning predictions that would be argmax of NaN.
+        """
+        if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}.")
+        self.check_parameters()
         x = np.asarray(x)
-        return np.concatenate([self.forward(x[i:i + batch_size]).argmax(axis=1)
-                               for i in range(0, len(x), batch_size)])
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # reported below instead
+            out = [self.forward(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+        y = np.concatenate(out) if out else np.empty((0, *self.output_shape), np.float32)
+        bad = np.flatnonzero(~np.isfinite(y.reshape(len(y), -1)).all(axis=1))
+        if bad.size:
+            first = ", ".join(map(str, bad[:5])) + (", ..." if bad.size > 5 else "")
+            raise ValueError(f"the model's outputs (logits) are NaN or inf for {bad.size} of {len(y)} inputs "
+                             f"(input {first}); {self._first_nonfinite_layer(x[bad[0]:bad[0] + 1])}. "
+                             "No predictions or accuracy are computed from them.")
+        return y
+
+    def _first_nonfinite_layer(self, x1: np.ndarray) -> str:
+        """Where one input's activations stop being finite, in words."""
+        y = self._check_input(x1)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for i, layer in enumerate(self.layers):
+                y = layer.forward(y)
+                if not np.isfinite(y).all():
+                    return (f"the first non-finite activation is the output of layer {i} ({type(layer).__name__}): "
+                            "its parameters overflow float32 or divide by zero")
+        return "no layer output is non-finite when that input is run alone"
+
+    def predict(self, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Class predictions (argmax of the logits), in batches.
+
+        Raises
+        ------
+        ValueError
+            As :meth:`logits`: invalid parameters, or NaN/inf outputs.
+        """
+        return self.logits(x, batch_size).argmax(axis=1)
 
     def accuracy(self, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
         """Fraction of inputs whose predicted class equals the label.
@@ -89,15 +140,10 @@ class Sequential:
         ------
         ValueError, TypeError
             Labels that are not one integer per input (e.g. shape (N, 1) or one-hot),
-            which would otherwise broadcast into a meaningless figure.
+            which would otherwise broadcast into a meaningless figure; invalid
+            parameters or NaN/inf outputs (see :meth:`logits`).
         """
-        y = np.asarray(y)
-        n = len(x)
-        if y.shape != (n,):
-            raise ValueError(f"y must have shape ({n},), one class index per input, got {y.shape}; "
-                             "for (N, 1) labels pass y.ravel(), for one-hot labels y.argmax(1).")
-        if y.dtype.kind not in "iu":
-            raise TypeError(f"y must hold integer class indices, got dtype {y.dtype}; use y.astype(int).")
+        y = check_labels(y, len(x))
         return float(np.mean(self.predict(x, batch_size) == y))
 
     def zero_grads(self) -> None:
@@ -146,7 +192,26 @@ class Sequential:
             a = np.asarray(a)
             if a.dtype.kind != "f" or not np.isfinite(a).all():
                 raise ValueError(f"parameter {name} must be finite floats (found NaN/inf or dtype {a.dtype}).")
+            if isinstance(layer, BatchNorm) and key == "running_var":
+                _check_variance(name, a)
             target[key] = np.ascontiguousarray(a, dtype=np.float32)
+
+    def check_parameters(self) -> None:
+        """Refuse parameters that make the outputs meaningless.
+
+        Raises
+        ------
+        ValueError
+            Naming the layer and the parameter: a NaN or inf anywhere, or a negative
+            BatchNorm ``running_var`` (a variance cannot be negative; the square root of
+            ``running_var + eps`` would make that channel NaN).
+        """
+        for path, layer in self.named_layers():
+            for group in (layer.params, getattr(layer, "state", {})):
+                for key, a in group.items():
+                    _check_array(f"{path}.{key}", type(layer).__name__, a)
+            if isinstance(layer, BatchNorm) and "running_var" in layer.state:
+                _check_variance(f"{path}.running_var", layer.state["running_var"])
 
     def n_params(self) -> int:
         """Trainable parameters (BatchNorm running statistics excluded)."""
@@ -194,19 +259,47 @@ class Sequential:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Sequential:
-        """Read a model written by :meth:`save`; clear errors for damaged files."""
+        """Read a model written by :meth:`save`.
+
+        Raises
+        ------
+        FileNotFoundError
+            When ``path`` does not exist.
+        ValueError
+            Naming the file: another kind of model file (a quantized ``.hq`` file, a
+            PyTorch checkpoint, an ONNX model; the message names the function that reads
+            it), a file that is no model at all, a damaged one, or invalid parameters
+            (see :meth:`check_parameters`).
+        """
         p = Path(path)
+        kind = file_kind(p)
+        if kind == "unknown":
+            raise ValueError(f"{p}: not a readable model file: Sequential.save writes .npz archives, and this file "
+                             "does not begin like one.")
+        if kind not in ("float", "npz"):
+            raise ValueError(wrong_kind_message(p, kind, "a float model file written by Sequential.save"
+                                                if kind in LOADABLE else "a readable model file"))
+        pickled = None
         try:
             z = np.load(p, allow_pickle=False)
-            if not isinstance(z, np.lib.npyio.NpzFile):
-                raise ValueError("it holds a single array, not an .npz archive")
             with z:
-                arrays = {k: z[k] for k in z.files}
+                arrays = {}
+                for k in z.files:
+                    try:
+                        arrays[k] = z[k]
+                    except ValueError as exc:
+                        if "pickle" not in str(exc):  # numpy's "Object arrays cannot be loaded when allow_pickle=False"
+                            raise
+                        pickled = k
+                        break
         except (zipfile.BadZipFile, ValueError, EOFError, OSError) as exc:
             if isinstance(exc, FileNotFoundError):
                 raise
             raise ValueError(f"{p}: not a readable model file ({type(exc).__name__}: {exc}); "
                              "it may be truncated or corrupted.") from None
+        if pickled is not None:
+            raise ValueError(f"{p}: entry {pickled!r} holds Python objects, which a model file never does (only "
+                             "numeric arrays); pickled objects are never loaded, they can run code.")
         if "__architecture__" not in arrays:
             raise ValueError(f"{p}: no __architecture__ entry; not a model file written by Sequential.save.")
         try:
@@ -221,6 +314,38 @@ class Sequential:
         except ValueError as exc:
             raise ValueError(f"{p}: {exc}") from None
         return model
+
+
+def check_labels(y, n: int) -> np.ndarray:
+    """``y`` as an array of ``n`` integer class indices, or a ValueError/TypeError that
+    says how to get one (labels of shape (N, 1) or one-hot would broadcast silently)."""
+    y = np.asarray(y)
+    if y.shape != (n,):
+        raise ValueError(f"y must have shape ({n},), one class index per input, got {y.shape}; "
+                         "for (N, 1) labels pass y.ravel(), for one-hot labels y.argmax(1).")
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"y must hold integer class indices, got dtype {y.dtype}; use y.astype(int).")
+    return y
+
+
+def _check_array(name: str, layer_type: str, a: np.ndarray) -> None:
+    a = np.asarray(a)
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        bad = ~np.isfinite(a)
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(f"parameter {name} (layer {name.rsplit('.', 1)[0]}, {layer_type}) holds "
+                         f"{int(bad.sum())} NaN or inf values (first at index {first}: {a[first]}); "
+                         "every parameter must be finite.")
+
+
+def _check_variance(name: str, var: np.ndarray) -> None:
+    var = np.asarray(var)
+    neg = np.flatnonzero(var.ravel() < 0)
+    if neg.size:
+        raise ValueError(f"parameter {name} (layer {name.rsplit('.', 1)[0]}, BatchNorm) has {neg.size} negative "
+                         f"value{'s' if neg.size > 1 else ''} (first: channel {neg[0]}, {var.ravel()[neg[0]]:g}); "
+                         "a variance cannot be negative (it would make that channel NaN): the model's file or "
+                         "statistics were damaged or edited.")
 
 
 def _fold_list(layers: list[Layer]) -> list[Layer]:
@@ -250,7 +375,15 @@ def fold_batchnorm(model: Sequential) -> Sequential:
     """A copy of ``model`` with every BatchNorm that follows a Conv2D or Dense folded
     into it (inference statistics): W' = W gamma / sqrt(var + eps),
     b' = (b - mean) gamma / sqrt(var + eps) + beta, leaving an Identity in its place so
-    that layer paths are unchanged.  Outputs are unchanged up to float32 rounding."""
+    that layer paths are unchanged.  Outputs are unchanged up to float32 rounding.
+
+    Raises
+    ------
+    ValueError
+        On invalid parameters, e.g. a negative running variance (see
+        :meth:`Sequential.check_parameters`).
+    """
+    model.check_parameters()
     m = copy.deepcopy(model)
     m.layers = _fold_list(m.layers)
     return m

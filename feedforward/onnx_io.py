@@ -24,6 +24,7 @@ import numpy as np
 
 from quantization import atomic_write
 
+from ._files import file_kind, wrong_kind_message
 from ._graph import GraphError, Op, build_layers
 from .layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool, Identity, Layer,
                      MaxPool2D, ReLU, ReLU6, Residual)
@@ -77,6 +78,10 @@ def _pads(layer: Conv2D) -> tuple[int, int, int, int]:
 # ====================================================================== import
 
 
+class _WrongKind(Exception):
+    """A file that is another kind of model file (its message says which)."""
+
+
 def _load_model(onnx, model_or_path):
     """(ModelProto, what to call it in errors) from a path, bytes or a ModelProto."""
     hint = "; the file may be truncated or corrupted"
@@ -90,12 +95,19 @@ def _load_model(onnx, model_or_path):
             what = str(model_or_path)
             if not Path(model_or_path).is_file():
                 raise FileNotFoundError(f"{what}: no such ONNX file.")
+            kind = file_kind(model_or_path)
+            if kind != "onnx":
+                other = wrong_kind_message(what, kind, "an ONNX model")
+                if other is not None:
+                    raise _WrongKind(other)
             model = onnx.load(what)
         else:
             raise TypeError(f"model_or_path must be a path, bytes or an onnx.ModelProto, got "
                             f"{type(model_or_path).__name__}.")
     except (FileNotFoundError, TypeError):
         raise
+    except _WrongKind as exc:
+        raise ValueError(str(exc)) from None
     except Exception as exc:  # protobuf's DecodeError and onnx's own errors share no base class
         raise ValueError(f"{what}: not a readable ONNX model ({type(exc).__name__}: {exc}){hint}.") from None
     if not model.graph.node:
@@ -753,16 +765,29 @@ class _Writer:
         return name
 
 
-def _rows_layout(qt) -> tuple[np.ndarray, tuple[int, ...], list[int] | None]:
-    """(codes as (n_rows, row_len), shape the rows reshape to, transpose back or None).
+def _rows_layout(qt) -> tuple[np.ndarray, tuple[int, ...], list[int] | None, tuple[int, int] | None]:
+    """(codes as (n_rows, row_len), shape the rows reshape to, transpose back or None,
+    (channels, row length) to crop padded group rows to, or None).
 
-    The core's layout (``quantization._core._to_rows``): one codebook row per group of
-    ``group_size`` consecutive elements (C order), per slice along ``axis`` (that axis
-    moved first), or one row for the whole tensor.
+    The core's layout (``quantization._core._row_blocks``): one codebook row per group of
+    ``group_size`` consecutive elements of each slice of the first axis (C order; a row
+    that ``group_size`` does not divide ends with a shorter group, exported here padded
+    with code 0 and cropped after the lookup), per slice along ``axis`` (that axis moved
+    first), or one row for the whole tensor.
     """
     shape, codes = tuple(qt.shape), np.asarray(qt.codes)
+    crop = None
     if qt.group_size is not None:
-        rows, moved, perm = codes.reshape(-1, qt.group_size), shape, None
+        g = qt.group_size
+        C = shape[0] if len(shape) >= 2 else 1
+        m = codes.size // C
+        per = -(-m // g)
+        if per * g == m:
+            rows, moved, perm = codes.reshape(-1, g), shape, None
+        else:
+            padded = np.zeros((C, per * g), np.uint8)
+            padded[:, :m] = codes.reshape(C, m)
+            rows, moved, perm, crop = padded.reshape(C * per, g), shape, None, (C, m)
     elif qt.axis is None:
         rows, moved, perm = codes.reshape(1, -1), shape, None
     else:
@@ -773,7 +798,7 @@ def _rows_layout(qt) -> tuple[np.ndarray, tuple[int, ...], list[int] | None]:
     if rows.shape[0] != qt.codebook.shape[0]:
         raise ValueError(f"quantized tensor of shape {shape}: {rows.shape[0]} code rows for "
                          f"{qt.codebook.shape[0]} codebook rows; unknown layout.")
-    return np.ascontiguousarray(rows, np.uint8), tuple(moved), perm
+    return np.ascontiguousarray(rows, np.uint8), tuple(moved), perm, crop
 
 
 def _weight(w: _Writer, name: str, arr: np.ndarray, quantized: dict) -> str:
@@ -784,11 +809,18 @@ def _weight(w: _Writer, name: str, arr: np.ndarray, quantized: dict) -> str:
     if qt is None:
         return w.const(name, np.asarray(arr, np.float32))
     TP = w.onnx.TensorProto
-    rows, moved, perm = _rows_layout(qt)
+    rows, moved, perm, crop = _rows_layout(qt)
     codes = w.const(f"{name}.codes", rows)
     book = w.const(f"{name}.codebook", np.asarray(qt.codebook, np.float32))
     idx = w.op("Cast", [codes], f"{name}.indices", to=TP.INT64)
     vals = w.op("GatherElements", [book, idx], f"{name}.levels", axis=1)
+    if crop is not None:  # groups padded to equal length: back to (channels, row) and cut the padding
+        C, m = crop
+        vals = w.op("Reshape", [vals, w.const(f"{name}.padded_shape", np.array([C, -1], np.int64))],
+                    f"{name}.padded")
+        vals = w.op("Slice", [vals, w.const(f"{name}.starts", np.array([0], np.int64)),
+                              w.const(f"{name}.ends", np.array([m], np.int64)),
+                              w.const(f"{name}.axes", np.array([1], np.int64))], f"{name}.cropped")
     out = w.op("Reshape", [vals, w.const(f"{name}.shape", np.array(moved, np.int64))],
                name if perm is None else f"{name}.moved")
     if perm is not None:

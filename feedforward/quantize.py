@@ -23,8 +23,9 @@ import numpy as np
 
 import quantization as qz
 
+from ._files import file_kind, wrong_kind_message
 from .layers import Conv2D, Dense
-from .model import Sequential, fold_batchnorm
+from .model import Sequential, check_labels, fold_batchnorm
 
 __all__ = ["QuantizedModel", "quantize_model", "load_quantized", "accuracy_vs_bits", "plot_accuracy_vs_bits"]
 
@@ -59,6 +60,10 @@ class QuantizedModel:
     def forward(self, x):
         return self.model.forward(x)
 
+    def logits(self, x, batch_size: int = 256):
+        """Outputs for every input, refusing NaN/inf ones (see :meth:`Sequential.logits`)."""
+        return self.model.logits(x, batch_size)
+
     @property
     def nbytes(self) -> int:
         """Packed codes and codebooks of the quantized weights plus every other
@@ -79,17 +84,37 @@ class QuantizedModel:
 
 def load_quantized(path: str | os.PathLike) -> QuantizedModel:
     """Read a compressed model written by :meth:`QuantizedModel.save`; predictions are
-    bit-for-bit those of the saved model."""
+    bit-for-bit those of the saved model.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``path`` does not exist.
+    quantization.FormatError
+        Naming the file: another kind of model file (a float ``.npz``, a PyTorch
+        checkpoint, an ONNX model; the message names the function that reads it), a
+        damaged file, a file of quantized tensors that is not a model, or tensors that
+        do not match the stored architecture (missing, unexpected, wrong shape, invalid).
+    """
+    kind = file_kind(path)
+    msg = wrong_kind_message(path, kind, "a quantized model file written by QuantizedModel.save")
+    if kind != "quantized" and msg is not None:
+        raise qz.FormatError(msg)
     tensors, meta = qz.load(path, return_metadata=True)
-    if meta.get("format") != QMODEL_FORMAT:
-        raise qz.FormatError(f"{path}: not a quantized model file (format {meta.get('format')!r}).")
+    fmt = meta.get("format") if isinstance(meta, dict) else None
+    if fmt != QMODEL_FORMAT:
+        raise qz.FormatError(f"{path} holds quantized tensors but no model (metadata format {fmt!r}, expected "
+                             f"{QMODEL_FORMAT!r}); read tensors written by quantization.save with quantization.load.")
     try:
         model = Sequential.from_config(meta["architecture"])
     except (ValueError, KeyError, TypeError) as exc:
         raise qz.FormatError(f"{path}: bad architecture ({exc}).") from None
     quantized = {k: v for k, v in tensors.items() if isinstance(v, qz.QuantizedTensor)}
     arrays = {k: (v.dequantize() if isinstance(v, qz.QuantizedTensor) else v) for k, v in tensors.items()}
-    model.set_parameters(arrays)
+    try:
+        model.set_parameters(arrays)
+    except ValueError as exc:
+        raise qz.FormatError(f"{path}: {exc}") from None
     return QuantizedModel(model, quantized, [], meta.get("settings", {}))
 
 
@@ -176,6 +201,14 @@ def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str
     Returns
     -------
     QuantizedModel
+
+    Raises
+    ------
+    TypeError
+        When ``model`` is not a :class:`Sequential`.
+    ValueError
+        On invalid parameters (NaN, inf, a negative BatchNorm variance; see
+        :meth:`Sequential.check_parameters`) or options.
     """
     from .remedies import correct_bias
     from .remedies import equalize as _equalize
@@ -183,6 +216,10 @@ def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str
 
     if isinstance(skip, str):
         raise TypeError(f"skip must be a list of layer names, got the string {skip!r}; write skip=({skip!r},).")
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be a feedforward.Sequential, got {type(model).__name__}; a QuantizedModel "
+                        "is quantized already: quantize its float original.")
+    model.check_parameters()  # before anything computes with a negative variance or a NaN
     layer_axes = dict(axis) if isinstance(axis, Mapping) else {}
     default_axis = "out_channel" if isinstance(axis, Mapping) else axis
     core = _core_options(dict(objective=objective, gain=gain, preserve_mean=preserve_mean, axis=default_axis,
@@ -243,9 +280,16 @@ def accuracy_vs_bits(model: Sequential, x: np.ndarray, y: np.ndarray, bits: Iter
                      objectives: Iterable[str] = ("correlation", "minmax"), gains: Iterable[str] = ("unbiased",),
                      preserve_means: Iterable[bool] = (True,), axis: str | None = "out_channel",
                      skip: Iterable[str] = (), progress: bool = False, bias_correction: bool = True) -> list[dict]:
-    """Accuracy, accuracy drop and compression ratio (float32 file / compressed file)
-    for every combination; no data is used for quantization, (x, y) only evaluates.
-    ``bias_correction`` is passed to :func:`quantize_model`.
+    """Accuracy, accuracy drop and compression ratio for every combination; no data is
+    used for quantization, (x, y) only evaluates.  ``bias_correction`` is passed to
+    :func:`quantize_model`.
+
+    The compression ratio compares like with like: the parameters of the same
+    BatchNorm-folded network (the one both models run) in float32, over the quantized
+    model's parameters (:attr:`QuantizedModel.nbytes`: packed codes and codebooks, every
+    other parameter in float32).  Neither side counts file headers, and BatchNorm
+    statistics, which the quantized model folds into the biases, are not counted on
+    the float side either.
 
     Returns
     -------
@@ -254,46 +298,73 @@ def accuracy_vs_bits(model: Sequential, x: np.ndarray, y: np.ndarray, bits: Iter
         float_accuracy, accuracy_drop (percentage points), mean_rho (of the weights,
         parameter-weighted), logit_rho (correlation of the outputs with the float model's)
         and agreement (fraction of inputs with the float model's prediction): finer than
-        accuracy on small test sets; compressed_bytes, float_bytes, compression_ratio,
-        seconds.
+        accuracy on small test sets; float_bytes (float32 parameters of the folded
+        network), compressed_bytes (:attr:`QuantizedModel.nbytes`), compression_ratio
+        (float_bytes / compressed_bytes), file_bytes (size of the saved ``.hq`` file,
+        header included), seconds.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Labels that are not one integer class per input; invalid parameters or NaN/inf
+        outputs of the float or a quantized model (see :meth:`Sequential.logits`).
     """
     from tqdm.auto import tqdm
 
+    y = check_labels(y, len(x))
+    folded = fold_batchnorm(model)
+    float_bytes = sum(v.nbytes for v in folded.named_parameters().values())
+    float_logits = folded.logits(x)
+    float_acc = float(np.mean(float_logits.argmax(1) == y))
+    combos = [(s, o, g, pm, b) for s in schemes for o in objectives for g in gains for pm in preserve_means
+              for b in bits]
+    rows = []
     with tempfile.TemporaryDirectory() as d:
-        float_bytes = os.path.getsize(Path(d) / "f.npz") if model.save(Path(d) / "f.npz") else 0
-        folded = fold_batchnorm(model)
-        float_acc = folded.accuracy(x, y)
-        float_logits = np.concatenate([folded.forward(x[i:i + 256]) for i in range(0, len(x), 256)])
-        combos = [(s, o, g, pm, b) for s in schemes for o in objectives for g in gains for pm in preserve_means
-                  for b in bits]
-        rows = []
         for s, o, g, pm, b in tqdm(combos, desc="accuracy vs bits", disable=not progress):
             t0 = time.perf_counter()
             qm = quantize_model(model, b, s, o, axis=axis, gain=g, preserve_mean=pm, skip=skip,
                                 bias_correction=bias_correction)
-            size = qm.save(Path(d) / "q.hq")
-            logits = np.concatenate([qm.forward(x[i:i + 256]) for i in range(0, len(x), 256)])
-            acc = float(np.mean(logits.argmax(1) == np.asarray(y)))
+            file_bytes = qm.save(Path(d) / "q.hq")
+            logits = qm.logits(x)
+            acc = float(np.mean(logits.argmax(1) == y))
             n = sum(r["params"] for r in qm.report)
             rows.append(dict(scheme=s, objective=o, gain=g, preserve_mean=pm, bits=b, accuracy=acc,
                              float_accuracy=float_acc, accuracy_drop=100 * (float_acc - acc),
                              mean_rho=sum(r["rho"] * r["params"] for r in qm.report) / n,
                              logit_rho=float(np.corrcoef(float_logits.ravel(), logits.ravel())[0, 1]),
                              agreement=float(np.mean(logits.argmax(1) == float_logits.argmax(1))),
-                             compressed_bytes=size,
-                             float_bytes=float_bytes, compression_ratio=float_bytes / size,
+                             float_bytes=float_bytes, compressed_bytes=qm.nbytes,
+                             compression_ratio=float_bytes / qm.nbytes, file_bytes=file_bytes,
                              seconds=time.perf_counter() - t0))
     return rows
 
 
 def plot_accuracy_vs_bits(rows: list[dict], path, title: str = "") -> None:
-    """Accuracy and compression ratio versus bits, one line per method."""
-    import matplotlib
+    """Accuracy and compression ratio versus bits, one line per method.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Parameters
+    ----------
+    rows : list of dict
+        What :func:`accuracy_vs_bits` returns.
+    path : str or PathLike
+        Image file; the format follows the suffix (png, svg, pdf).  Written atomically
+        under a unique temporary name, so concurrent runs writing the same path never
+        collide and a killed run leaves the previous file intact.
+    title : str, optional
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.5))
+    Raises
+    ------
+    ValueError
+        When ``rows`` is empty.
+    """
+    if not rows:
+        raise ValueError("rows is empty; pass the rows that accuracy_vs_bits returns.")
+    from matplotlib.figure import Figure
+
+    from quantization._io import save_figure
+
+    fig = Figure(figsize=(12, 4.5))  # no pyplot: no global state, the caller's backend untouched
+    a1, a2 = fig.subplots(1, 2)
     keys = list(dict.fromkeys((r["scheme"], r["objective"], r["gain"], r["preserve_mean"]) for r in rows))
     for key in keys:
         sel = sorted((r for r in rows if (r["scheme"], r["objective"], r["gain"], r["preserve_mean"]) == key),
@@ -306,14 +377,10 @@ def plot_accuracy_vs_bits(rows: list[dict], path, title: str = "") -> None:
                 color=line.get_color())
     a1.axhline(100 * rows[0]["float_accuracy"], color="k", ls=":", label="float32")
     a1.set(xlabel="bits per weight", ylabel="accuracy (%)", title=title or "accuracy versus bits")
-    a2.set(xlabel="bits per weight", ylabel="float32 file / compressed file", title="compression ratio")
+    a2.set(xlabel="bits per weight", ylabel="float32 / quantized parameter bytes",
+           title="compression ratio (BatchNorm folded in both)")
     a1.legend(fontsize=7)
     for a in (a1, a2):
         a.grid(True, alpha=0.3)
     fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.stem + ".tmp" + p.suffix)
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(p)
+    save_figure(fig, path, dpi=110)

@@ -483,9 +483,15 @@ def quantize_torch_model(module, bits, input_shape: tuple[int, ...] | None = Non
     Returns
     -------
     dict
-        ``report``: per layer (layer, bits, rho, bytes, ...); ``compressed_bytes``
-        (size of the file, when ``path`` is given, else of codes + codebooks + other
-        parameters); ``float_bytes``; ``structural``: whether the remedies applied.
+        ``report``: per layer (layer, bits, rho, bytes, ...); ``float_bytes`` and
+        ``compressed_bytes``: the parameters of the same network as float32 and as
+        stored (packed codes + codebooks + other parameters as float32), so that
+        ``float_bytes / compressed_bytes`` compares like with like (with the remedies,
+        both count the BatchNorm-folded network; without, both count every floating
+        entry of the state_dict); ``file_bytes``: the size of the file written to
+        ``path`` (None without one; the file adds a header); ``module_bytes``: the
+        module's own parameters as they are (BatchNorm unfolded, their dtype);
+        ``structural``: whether the remedies applied.
     """
     torch = _torch()
     from .quantize import quantize_model
@@ -494,7 +500,7 @@ def quantize_torch_model(module, bits, input_shape: tuple[int, ...] | None = Non
         raise TypeError(f"module must be a torch.nn.Module, got {type(module).__name__}.")
     if "fold_bn" in options:
         raise TypeError("quantize_torch_model always folds BatchNorm for quantizing; fold_bn is not an option here.")
-    float_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
+    module_bytes = sum(p.numel() * p.element_size() for p in module.parameters())
     model = None
     reason = "no input_shape was given"
     if input_shape is not None:
@@ -526,13 +532,15 @@ def quantize_torch_model(module, bits, input_shape: tuple[int, ...] | None = Non
         qm = quantize_model(model, fbits, **opts)
         _write_back(torch, module, model, qm)
         report = [{**r, "layer": src.get(r["layer"], r["layer"])} for r in qm.report]
-        size = qm.save(path) if path is not None else qm.nbytes
-        return {"report": report, "compressed_bytes": size, "float_bytes": float_bytes, "structural": True}
+        file_bytes = qm.save(path) if path is not None else None
+        float_bytes = sum(4 * v.size for v in qm.model.named_parameters().values())
+        return {"report": report, "float_bytes": float_bytes, "compressed_bytes": qm.nbytes, "file_bytes": file_bytes,
+                "module_bytes": module_bytes, "structural": True}
     ignored = sorted({"bias_correction", "equalize"} & set(options))
     warnings.warn(f"quantize_torch_model: weights quantized layer by layer without the structural remedies "
                   f"(bias correction{', ' + ', '.join(ignored) + ' ignored' if ignored else ''}) because {reason}.",
                   stacklevel=2)
-    return _quantize_modules(torch, module, bits, path, float_bytes, options)
+    return _quantize_modules(torch, module, bits, path, module_bytes, options)
 
 
 def _bn_after(model: Sequential) -> dict[str, Layer]:
@@ -592,7 +600,7 @@ def _write_back(torch, module, model, qm):
             bn_mod.running_mean.copy_(torch.from_numpy(mu_new.astype(np.float32)))
 
 
-def _quantize_modules(torch, module, bits, path, float_bytes, options):
+def _quantize_modules(torch, module, bits, path, module_bytes, options):
     import quantization as qz
 
     from .quantize import _core_options
@@ -639,6 +647,9 @@ def _quantize_modules(torch, module, bits, path, float_bytes, options):
     for name, p in module.state_dict().items():
         if name not in tensors and p.is_floating_point():
             tensors[name] = _np(p)
-    size = (qz.save(path, tensors, metadata={"format": "hopfield-quant/torch-weights/1"}) if path is not None
-            else sum(t.nbytes for t in tensors.values()))
-    return {"report": report, "compressed_bytes": size, "float_bytes": float_bytes, "structural": False}
+    file_bytes = (qz.save(path, tensors, metadata={"format": "hopfield-quant/torch-weights/1"}) if path is not None
+                  else None)
+    float_bytes = sum(4 * (t.size if isinstance(t, qz.QuantizedTensor) else t.size) for t in tensors.values())
+    compressed = sum(t.nbytes if isinstance(t, qz.QuantizedTensor) else 4 * t.size for t in tensors.values())
+    return {"report": report, "float_bytes": float_bytes, "compressed_bytes": compressed, "file_bytes": file_bytes,
+            "module_bytes": module_bytes, "structural": False}

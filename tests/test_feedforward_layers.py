@@ -5,7 +5,7 @@ import pytest
 import reference as ref
 
 from feedforward import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool, MaxPool2D, ReLU,
-                         Residual, Sequential, fold_batchnorm, resnet_cifar)
+                         ReLU6, Residual, Sequential, fold_batchnorm, resnet_cifar)
 
 
 def _x(shape, seed=0):
@@ -88,6 +88,27 @@ def test_relu_and_maxpool_gradients_away_from_kinks():
     _grad_check(Sequential([ReLU()], (2, 4, 4)), x)
     x = np.random.default_rng(6).permutation(np.arange(64, dtype=np.float32)).reshape(2, 2, 4, 4) / 8  # no ties
     _grad_check(Sequential([MaxPool2D(2)], (2, 4, 4)), x, eps=1e-3)
+
+
+def test_relu6_overlapping_pools_and_dropout_gradients():
+    x = _x((2, 2, 5, 5), 8) * 4
+    x[(np.abs(x) < 0.05) | (np.abs(x - 6) < 0.05)] = 1.0  # away from both kinks
+    assert (x > 6).any() and (x < 0).any()
+    _grad_check(Sequential([ReLU6()], (2, 5, 5)), x)
+    x = np.random.default_rng(9).permutation(np.arange(100, dtype=np.float32)).reshape(2, 2, 5, 5) / 8  # no ties
+    _grad_check(Sequential([MaxPool2D(3, 2)], (2, 5, 5)), x, eps=1e-3)  # overlapping windows
+    _grad_check(Sequential([AvgPool2D(3, 2)], (2, 5, 5)), _x((2, 2, 5, 5), 10))
+    _grad_check(Sequential([Flatten(), _FixedMaskDropout(0.4, seed=2), Dense(50, 4)], (2, 5, 5)),
+                _x((3, 2, 5, 5), 11))
+
+
+class _FixedMaskDropout(Dropout):
+    """Dropout that draws the same mask at every training forward, so that finite
+    differences see one fixed function."""
+
+    def forward(self, x, train=False):
+        self._rng = np.random.default_rng(self.seed)
+        return super().forward(x, train)
 
 
 def test_batchnorm_train_and_inference():

@@ -178,7 +178,12 @@ def test_quantize_torch_model_writes_back_the_package_model(net, shape, tmp_path
     model = ff.from_torch(module, shape)
     qm = ff.quantize_model(model, 3)
     out = ff.quantize_torch_model(module, 3, shape, path=tmp_path / "m.hq")
-    assert out["structural"] and out["compressed_bytes"] == (tmp_path / "m.hq").stat().st_size
+    assert out["structural"] and out["file_bytes"] == (tmp_path / "m.hq").stat().st_size
+    assert out["compressed_bytes"] < out["file_bytes"] < out["compressed_bytes"] + 4096  # the header
+    # like with like: the folded network as float32 over the same network as stored
+    assert out["compressed_bytes"] == qm.nbytes
+    assert out["float_bytes"] == 4 * sum(v.size for v in qm.model.named_parameters().values())
+    assert not any(layer.kind == "batchnorm" for _, layer in qm.model.named_layers())
     ref, got = _outputs(module, qm, shape)
     assert np.allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
     # every conv/linear weight of the module now has at most 2**3 values per output channel
