@@ -9,6 +9,7 @@ and ``--scheduler tcp://host:8786`` on a Dask cluster, with identical results.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -21,23 +22,41 @@ EXAMPLES = {
 }
 
 
-def _floats(spec: str) -> list[float]:
-    """'0.1' or 'start:stop:step' (stop included when on the grid)."""
-    import numpy as np
+MAX_GRID_POINTS = 10_000  # points of one start:stop:step range at most
+_ON_GRID = 1e-9  # stop is on the grid when (stop - start) / step is within this of an integer below
+_GRID_DECIMALS = 10  # grid points are rounded to this many decimals (0.1 * 3 prints as 0.3)
 
-    if ":" in spec:
-        parts = spec.split(":")
-        if len(parts) != 3:
-            raise argparse.ArgumentTypeError(f"range {spec!r} must be start:stop:step")
-        a, b, st = (float(p) for p in parts)
-        if st <= 0 or b < a:
-            raise argparse.ArgumentTypeError(f"range {spec!r} needs step > 0 and stop >= start")
-        n = int(np.floor((b - a) / st + 1e-9))
-        return [float(x) for x in np.round(a + st * np.arange(n + 1), 10)]
+
+def _number(text: str, spec: str) -> float:
     try:
-        return [float(spec)]
+        x = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{spec!r} is not a number or a start:stop:step range") from None
+    if not math.isfinite(x):
+        raise argparse.ArgumentTypeError(f"{spec!r}: every number must be finite, got {text!r}")
+    return x
+
+
+def _floats(spec: str) -> list[float]:
+    """'0.1' or 'start:stop:step' (stop included when on the grid), finite numbers, at
+    most MAX_GRID_POINTS points."""
+    import numpy as np
+
+    if ":" not in spec:
+        return [_number(spec, spec)]
+    parts = spec.split(":")
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"range {spec!r} must be start:stop:step")
+    a, b, st = (_number(p, spec) for p in parts)
+    if st <= 0 or b < a:
+        raise argparse.ArgumentTypeError(f"range {spec!r} needs step > 0 and stop >= start")
+    intervals = (b - a) / st + _ON_GRID  # may be inf (e.g. 0:1e308:1e-308)
+    if not intervals < MAX_GRID_POINTS:  # floor(intervals) + 1 points
+        count = f"{math.floor(intervals) + 1:,}" if math.isfinite(intervals) else "too many"
+        raise argparse.ArgumentTypeError(f"range {spec!r} has {count} points; at most {MAX_GRID_POINTS:,} are "
+                                         "allowed: use a larger step or a narrower range")
+    n = int(np.floor(intervals))
+    return [float(x) for x in np.round(a + st * np.arange(n + 1), _GRID_DECIMALS)]
 
 
 def _bits(spec: str):

@@ -1,10 +1,10 @@
 """Numba kernels of the Hopfield simulator.
 
 No validation here; the wrappers in ``network.py`` validate and convert.  Inputs:
-states int8 (+1/-1), fields float64, weights either float32 (N, N) or uint8 codes
-(N, N) with a float32 codebook (R, K) and a group length ``g`` (element (i, j) uses
-codebook row ``(i * N + j) // g``; g = N*N for one codebook, g = N for one per row).
-Self-coupling is excluded everywhere: the diagonal is never read.
+states int8 (+1/-1), fields float64, and the weights as a :class:`TableWeights`
+(float32 values, or uint8 codes into a float32 codebook) or, for a uniform
+whole-matrix codebook, :class:`AffineWeights`.  Self-coupling is excluded everywhere:
+the diagonal is never read.
 
 Randomness: every cue gets a 64-bit seed drawn at the boundary; the kernels use
 SplitMix64 (Steele, Lea & Flood 2014) so that tests can replay the exact update order
@@ -14,15 +14,26 @@ with :func:`sweep_orders`.  Ties (local field exactly 0) keep the current state.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
+# update modes of the dynamics kernels
 ASYNC_RANDOM = 0
 ASYNC_FIXED = 1
 SYNC = 2
 
+# SplitMix64 (Steele, Lea & Flood 2014; Vigna's reference code): the Weyl increment
+# (2**64 / golden ratio) and the two multipliers of the output mix
+_SPLITMIX_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_SPLITMIX_MUL1 = np.uint64(0xBF58476D1CE4E5B9)
+_SPLITMIX_MUL2 = np.uint64(0x94D049BB133111EB)
+_UNIFORM_BITS_SHIFT = np.uint64(11)  # keep the top 53 bits: a double's mantissa
+_INV_2_POW_53 = 1.0 / 9007199254740992.0  # 2**-53
+# exp(x) overflows float64 above ~709.78; for x beyond this P(s = +1) = 1/(1 + e^x) < 1e-304
+_GLAUBER_EXP_MAX = 700.0
 
 # ------------------------------------------------------------------------------ RNG
 
@@ -30,10 +41,10 @@ SYNC = 2
 @njit(cache=True)
 def splitmix64(state):
     """One SplitMix64 step: returns (new_state, 64-bit output)."""
-    state = state + np.uint64(0x9E3779B97F4A7C15)
+    state = state + _SPLITMIX_GAMMA
     z = state
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = (z ^ (z >> np.uint64(30))) * _SPLITMIX_MUL1
+    z = (z ^ (z >> np.uint64(27))) * _SPLITMIX_MUL2
     return state, z ^ (z >> np.uint64(31))
 
 
@@ -41,7 +52,7 @@ def splitmix64(state):
 def uniform01(state):
     """Returns (new_state, u) with u uniform in [0, 1) (53 bits)."""
     state, z = splitmix64(state)
-    return state, (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    return state, (z >> _UNIFORM_BITS_SHIFT) * _INV_2_POW_53
 
 
 @njit(cache=True)
@@ -68,147 +79,207 @@ def sweep_orders(seed, n_sweeps, N):
     return out
 
 
-# ----------------------------------------------------------------- weight accessor
+# ----------------------------------------------------------------- weight layouts
 
 
-def weight(W, cb, g, i, j):
-    """W[i, j] for float weights, codebook[(i*N+j)//g, codes[i, j]] for codes."""
-    if W.dtype.kind == "f":
-        return W[i, j]
-    return cb[(i * W.shape[1] + j) // g, W[i, j]]
+class TableWeights(NamedTuple):
+    """The couplings as the table-mode dynamics read them.
+
+    ``values`` holds float32 (N, N) weights, or uint8 (N, N) codes; then
+    ``W[i, j] = codebook[i * rows_per_row + j // group, values[i, j]]``: row i of W is
+    cut into consecutive groups of ``group`` elements (the last one may be shorter),
+    each with its own codebook row.  One codebook for the whole matrix: ``group = N,
+    rows_per_row = 0``; one per row: ``group = N, rows_per_row = 1``.
+    """
+
+    values: np.ndarray  # float32 weights or uint8 codes, (N, N), C-contiguous
+    codebook: np.ndarray  # float32 (n_rows, 2**bits); an unused (1, 1) array for float weights
+    group: int  # elements per codebook row along a row of W
+    rows_per_row: int  # codebook rows per row of W (0: one codebook for all rows)
+    symmetric: bool  # W == W.T, so column i is row i (contiguous)
+
+
+class AffineWeights(NamedTuple):
+    """A uniform whole-matrix codebook before its float32 rounding:
+    ``W_ij = scale (codes_ij - zero) + offset`` exactly, codes symmetric."""
+
+    codes: np.ndarray  # uint8 (N, N), C-contiguous
+    scale: float
+    zero: float
+    offset: float
+
+
+class RunOptions(NamedTuple):
+    """How the dynamics run: at most ``max_sweeps`` sweeps in ``mode`` (ASYNC_RANDOM,
+    ASYNC_FIXED or SYNC), with Glauber updates when ``temperature`` > 0 (async only)."""
+
+    max_sweeps: int
+    mode: int
+    temperature: float
+
+
+def weight(w, i, j):
+    """W[i, j] of :class:`TableWeights` ``w``."""
+    if w.values.dtype.kind == "f":
+        return w.values[i, j]
+    return w.codebook[i * w.rows_per_row + j // w.group, w.values[i, j]]
+
+
+def _member(tuple_type, name):
+    """The numba type of field ``name`` of a named-tuple type."""
+    return tuple_type.types[tuple_type.fields.index(name)]
+
+
+def _float_values(w) -> bool:
+    """Whether the numba type of :class:`TableWeights` ``w`` holds float weights (not codes)."""
+    return isinstance(_member(w, "values").dtype, types.Float)
 
 
 @overload(weight, jit_options={"cache": True})
-def _weight_impl(W, cb, g, i, j):
-    if isinstance(W.dtype, types.Float):
-        def impl(W, cb, g, i, j):
-            return W[i, j]
+def _weight_impl(w, i, j):
+    if _float_values(w):
+        def impl(w, i, j):
+            return w.values[i, j]
     else:
-        def impl(W, cb, g, i, j):
-            return cb[(i * W.shape[1] + j) // g, W[i, j]]
+        def impl(w, i, j):
+            return w.codebook[i * w.rows_per_row + j // w.group, w.values[i, j]]
     return impl
 
 
 @njit(cache=True, parallel=True)
-def dequantize_rows(codes, cb, g, r0, r1, out):
+def dequantize_rows(w, r0, r1, out):
     """out[k, j] = W[r0 + k, j] in float64, diagonal set to 0 (a transient tile)."""
-    N = codes.shape[1]
+    N = w.values.shape[1]
     for k in prange(r1 - r0):
         i = r0 + k
         for j in range(N):
-            out[k, j] = 0.0 if j == i else cb[(i * N + j) // g, codes[i, j]]
+            out[k, j] = 0.0 if j == i else weight(w, i, j)
 
 
 # ------------------------------------------------------------------------ dynamics
 #
-# The dynamics see the weights through a *field state* tuple, one per cue:
-#   table mode  (h, W, cb, g, symmetric): h float64 local fields, W float32 weights or
-#               uint8 codes with codebook cb and group length g;
-#   affine mode (U, C, scale, z, off, M): W_ij = scale (C_ij - z) + off exactly (a
-#               uniform whole-matrix codebook before its float32 rounding), with
-#               integers U_i = sum_{j != i} C_ij s_j and M[0] = sum_j s_j.  Then
-#               h_i = scale (U_i - z M'_i) + off M'_i, M'_i = M - s_i: the bracket is an
-#               exact half-integer, both products are exact in float64 and the one
-#               rounding of their sum never changes its sign, so ties are exact.
+# The dynamics see the weights through a *field state*, one per cue:
+#   TableField  (h, w): float64 local fields h, kept up to date in O(N) per flip, and
+#               the TableWeights w;
+#   AffineField (sums, total, w): the AffineWeights w and integers
+#               sums_i = sum_{j != i} C_ij s_j and total[0] = sum_j s_j.  Then
+#               h_i = scale (sums_i - zero m_i) + offset m_i, m_i = total - s_i: the
+#               bracket is an exact half-integer, both products are exact in float64 and
+#               the one rounding of their sum never changes its sign, so ties are exact.
+
+
+class TableField(NamedTuple):
+    """Field state of one cue in table mode."""
+
+    h: np.ndarray  # float64 (N,) local fields without self-coupling
+    w: TableWeights
+
+
+class AffineField(NamedTuple):
+    """Field state of one cue in affine mode."""
+
+    sums: np.ndarray  # int32 (N,): sum_{j != i} C_ij s_j
+    total: np.ndarray  # int64 (1,): sum_j s_j (an array, to be updated in place)
+    w: AffineWeights
 
 
 def field(fs, s, i):
     """Local field h_i of neuron i in the current state."""
-    if fs[0].dtype.kind == "f":
-        return fs[0][i]
-    U, C, scale, z, off, M = fs
-    m = float(M[0] - s[i])
-    return scale * (float(U[i]) - z * m) + off * m
+    if isinstance(fs, TableField):
+        return fs.h[i]
+    m = float(fs.total[0] - s[i])
+    return fs.w.scale * (float(fs.sums[i]) - fs.w.zero * m) + fs.w.offset * m
 
 
 @overload(field, jit_options={"cache": True})
 def _field_impl(fs, s, i):
-    if isinstance(fs[0].dtype, types.Float):
+    if fs.instance_class is TableField:
         def impl(fs, s, i):
-            return fs[0][i]
+            return fs.h[i]
     else:
         def impl(fs, s, i):
-            m = np.float64(fs[5][0] - s[i])
-            return fs[2] * (np.float64(fs[0][i]) - fs[3] * m) + fs[4] * m
+            m = np.float64(fs.total[0] - s[i])
+            return fs.w.scale * (np.float64(fs.sums[i]) - fs.w.zero * m) + fs.w.offset * m
     return impl
 
 
 def flip(fs, i, d):
     """Update the field state for s_i changing by d = +-2 (s already updated or not)."""
-    if fs[0].dtype.kind == "f":
-        h, W, cb, g, symmetric = fs
-        _add_column(W, cb, g, symmetric, i, np.float64(d), h)
+    if isinstance(fs, TableField):
+        _add_column(fs.w, i, np.float64(d), fs.h)
         return
-    U, C, scale, z, off, M = fs
+    U = fs.sums
     ui = U[i]
-    U += d * C[i].astype(U.dtype)
+    U += d * fs.w.codes[i].astype(U.dtype)
     U[i] = ui
-    M[0] += d
+    fs.total[0] += d
 
 
 @overload(flip, jit_options={"cache": True})
 def _flip_impl(fs, i, d):
-    if isinstance(fs[0].dtype, types.Float):
+    if fs.instance_class is TableField:
         def impl(fs, i, d):
-            _add_column(fs[1], fs[2], fs[3], fs[4], i, np.float64(d), fs[0])
+            _add_column(fs.w, i, np.float64(d), fs.h)
     else:
         def impl(fs, i, d):
-            U = fs[0]
-            c = fs[1][i]
+            U = fs.sums
+            c = fs.w.codes[i]
             ui = U[i]
             for j in range(U.size):
                 U[j] += d * np.int32(c[j])
             U[i] = ui
-            fs[5][0] += d
+            fs.total[0] += d
     return impl
 
 
-def add_row(W, cb, g, i, d, h):
+def add_row(w, i, d, h):
     """h[j] += W[i, j] * d for all j != i (row i of W, contiguous)."""
     for j in range(h.size):
         if j != i:
-            h[j] += weight(W, cb, g, i, j) * d
+            h[j] += weight(w, i, j) * d
 
 
 @overload(add_row, jit_options={"cache": True})
-def _add_row_impl(W, cb, g, i, d, h):
-    if isinstance(W.dtype, types.Float):
-        def impl(W, cb, g, i, d, h):
-            w = W[i]
+def _add_row_impl(w, i, d, h):
+    if _float_values(w):
+        def impl(w, i, d, h):
+            row = w.values[i]
             hii = h[i]
             for j in range(h.size):
-                h[j] += w[j] * d
+                h[j] += row[j] * d
             h[i] = hii  # the diagonal is never used
     else:
-        def impl(W, cb, g, i, d, h):
+        def impl(w, i, d, h):
             N = h.size
-            c = W[i]
+            c = w.values[i]
+            cb = w.codebook
+            first = i * w.rows_per_row  # codebook row of the first group of row i
             hii = h[i]
-            if g % N == 0:
+            if w.group >= N:
                 # the whole row uses one codebook row: a pre-scaled table, one gather per weight
-                r = (i * N) // g
-                K = cb.shape[1]
-                tab = np.empty(K)
-                for k in range(K):
-                    tab[k] = cb[r, k] * d
+                n_levels = cb.shape[1]
+                tab = np.empty(n_levels)
+                for k in range(n_levels):
+                    tab[k] = cb[first, k] * d
                 for j in range(N):
                     h[j] += tab[c[j]]
             else:
+                g = w.group
                 for j in range(N):
-                    h[j] += cb[(i * N + j) // g, c[j]] * d
+                    h[j] += cb[first + j // g, c[j]] * d
             h[i] = hii
     return impl
 
 
 @njit(cache=True)
-def _add_column(W, cb, g, symmetric, i, d, h):
+def _add_column(w, i, d, h):
     """h[j] += W[j, i] * d for all j != i (row i when W is symmetric: contiguous)."""
-    if symmetric:
-        add_row(W, cb, g, i, d, h)
+    if w.symmetric:
+        add_row(w, i, d, h)
     else:
         for j in range(h.size):
             if j != i:
-                h[j] += weight(W, cb, g, j, i) * d
+                h[j] += weight(w, j, i) * d
 
 
 @njit(cache=True)
@@ -226,7 +297,7 @@ def _run_async(fs, s, seed, max_sweeps, random_order, temperature):
             if temperature > 0.0:
                 state, u = uniform01(state)
                 x = -2.0 * hi / temperature
-                p_up = 1.0 / (1.0 + math.exp(x)) if x < 700.0 else 0.0
+                p_up = 1.0 / (1.0 + math.exp(x)) if x < _GLAUBER_EXP_MAX else 0.0
                 new = 1 if u < p_up else -1
             elif hi > 0.0:
                 new = 1
@@ -280,30 +351,31 @@ def _run_sync(fs, s, max_sweeps):
     return max_sweeps, False
 
 
+@njit(cache=True)
+def _run_cue(fs, s, seed, run):
+    """Run one cue's dynamics in place; returns (sweeps, converged)."""
+    if run.mode == SYNC:
+        return _run_sync(fs, s, run.max_sweeps)
+    return _run_async(fs, s, seed, run.max_sweeps, run.mode == ASYNC_RANDOM, run.temperature)
+
+
 @njit(cache=True, parallel=True)
-def recall(W, cb, g, symmetric, S, H, seeds, max_sweeps, mode, temperature, sweeps, converged):
-    """Table mode: run every cue (rows of S, fields H = S W^T without self-coupling) to a
-    fixed point or ``max_sweeps``; S and H are updated in place, cues in parallel."""
+def recall(w, S, H, seeds, run, sweeps, converged):
+    """Table mode: run every cue (rows of S, fields H = S W^T without self-coupling, W
+    given by the TableWeights ``w``) as ``run`` says, to a fixed point or
+    ``run.max_sweeps``; S and H are updated in place, cues in parallel."""
     for c in prange(S.shape[0]):
-        fs = (H[c], W, cb, g, symmetric)
-        if mode == SYNC:
-            n, ok = _run_sync(fs, S[c], max_sweeps)
-        else:
-            n, ok = _run_async(fs, S[c], seeds[c], max_sweeps, mode == ASYNC_RANDOM, temperature)
+        n, ok = _run_cue(TableField(H[c], w), S[c], seeds[c], run)
         sweeps[c] = n
         converged[c] = ok
 
 
 @njit(cache=True, parallel=True)
-def recall_affine(C, scale, z, off, S, U, M, seeds, max_sweeps, mode, temperature, sweeps, converged):
-    """Affine mode (W_ij = scale (C_ij - z) + off, C symmetric): as :func:`recall` with
-    integer sums U = S C^T (no self-coupling) and M = S.sum(1)."""
+def recall_affine(w, S, U, M, seeds, run, sweeps, converged):
+    """Affine mode (the AffineWeights ``w``): as :func:`recall` with integer sums
+    U = S C^T (no self-coupling, int32) and M = S.sum(1) (int64)."""
     for c in prange(S.shape[0]):
-        fs = (U[c], C, scale, z, off, M[c:c + 1])
-        if mode == SYNC:
-            n, ok = _run_sync(fs, S[c], max_sweeps)
-        else:
-            n, ok = _run_async(fs, S[c], seeds[c], max_sweeps, mode == ASYNC_RANDOM, temperature)
+        n, ok = _run_cue(AffineField(U[c], M[c:c + 1], w), S[c], seeds[c], run)
         sweeps[c] = n
         converged[c] = ok
 

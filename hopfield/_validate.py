@@ -56,12 +56,24 @@ def check_weights(weights: object) -> np.ndarray:
     if not np.isfinite(W).all():
         n_bad = int((~np.isfinite(W)).sum())
         raise ValueError(f"weights contain {n_bad} NaN/inf value(s); the dynamics need finite weights.")
-    return np.ascontiguousarray(W, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        W32 = np.ascontiguousarray(W, dtype=np.float32)
+    if not np.isfinite(W32).all():  # finite in their own dtype, beyond float32's range
+        big = ~np.isfinite(W32)
+        raise ValueError(
+            f"weights have {int(big.sum())} value(s) beyond the float32 range |w| <= {float(np.finfo(np.float32).max):.4g}"
+            f" (largest magnitude {float(np.abs(W[big]).max()):.4g}); the network stores float32 weights. The dynamics "
+            "ignore a global positive scale: divide the weights by e.g. np.abs(weights).max().")
+    return W32
 
 
-def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
+def check_positive_int(value: object, name: str, minimum: int = 1, maximum: int | None = None,
+                       maximum_text: str | None = None) -> int:
+    """``value`` as an int in [minimum, maximum], or a ValueError that names ``name``."""
+    too_big = maximum is not None and isinstance(value, numbers.Integral) and value > maximum
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum or too_big:
+        bound = "" if maximum is None else f" and <= {maximum_text or maximum}"
+        raise ValueError(f"{name} must be an int >= {minimum}{bound}, got {value!r}.")
     return int(value)
 
 

@@ -27,6 +27,13 @@ __all__ = ["HopfieldNetwork", "QuantizedHopfieldNetwork", "RecallResult", "DYNAM
 DYNAMICS = ("async", "async-fixed", "sync", "glauber")
 RULES = ("hebb", "projection", "storkey")
 _TILE_ELEMENTS = 1 << 22  # rows of W dequantized at a time for the initial fields (32 MiB float64)
+_F32_EXACT_INTEGERS = 1 << 24  # float32 holds every integer up to 2**24 exactly
+_MAX_SWEEPS = int(np.iinfo(np.int64).max)  # the kernels count sweeps in int64
+# condition number of the Gram matrix X X^T (on the patterns' span) above which the
+# projection rule's pseudo-inverse loses the accuracy of float32 weights (~1e-7 relative
+# error for 1e8 * float64 epsilon)
+_PROJECTION_MAX_CONDITION = 1e8
+_MODES = {"async": K.ASYNC_RANDOM, "glauber": K.ASYNC_RANDOM, "async-fixed": K.ASYNC_FIXED, "sync": K.SYNC}
 
 
 @dataclass(frozen=True)
@@ -61,13 +68,12 @@ class _Network:
     n_neurons: int
     symmetric: bool
 
-    def _kernel_args(self):  # (W or codes, codebook, group length)
+    def _table_weights(self) -> K.TableWeights:
         raise NotImplementedError
 
-    def _run(self, S, seeds, max_sweeps, mode, T, sweeps, conv):
+    def _run(self, S, seeds, run: K.RunOptions, sweeps, conv):
         """Run the dynamics kernel in place on the states S."""
-        W, cb, g = self._kernel_args()
-        K.recall(W, cb, g, self.symmetric, S, self._fields(S), seeds, max_sweeps, mode, T, sweeps, conv)
+        K.recall(self._table_weights(), S, self._fields(S), seeds, run, sweeps, conv)
 
     def _tile(self, r0: int, r1: int) -> np.ndarray:
         raise NotImplementedError
@@ -125,6 +131,7 @@ class _Network:
             Asynchronous updates keep the fields and change them in O(N) per flip, so a
             sweep with few flips costs O(N), not O(N^2).  Cues run in parallel.
         max_sweeps : int, default 100
+            At most 2**63 - 1.
         temperature : float, default 0
             Only for ``glauber`` (must be > 0 there, and 0 otherwise).
         seed : int, Generator or None
@@ -134,10 +141,17 @@ class _Network:
         Returns
         -------
         RecallResult
+
+        Raises
+        ------
+        ValueError
+            Unknown ``dynamics``, ``max_sweeps`` outside [1, 2**63 - 1], a temperature
+            that does not fit the dynamics, or cues of the wrong length or values.
         """
         if dynamics not in DYNAMICS:
             raise ValueError(f"dynamics={dynamics!r} is not supported; choose one of {', '.join(map(repr, DYNAMICS))}.")
-        max_sweeps = check_positive_int(max_sweeps, "max_sweeps")
+        max_sweeps = check_positive_int(max_sweeps, "max_sweeps", maximum=_MAX_SWEEPS,
+                                        maximum_text="2**63 - 1 (the kernels count sweeps in int64)")
         T = float(temperature)
         if dynamics == "glauber":
             if not np.isfinite(T) or T <= 0:
@@ -149,8 +163,7 @@ class _Network:
         seeds = _seed_per_cue(seed, len(S))
         sweeps = np.zeros(len(S), np.int64)
         conv = np.zeros(len(S), np.bool_)
-        mode = {"async": K.ASYNC_RANDOM, "glauber": K.ASYNC_RANDOM, "async-fixed": K.ASYNC_FIXED, "sync": K.SYNC}
-        self._run(S, seeds, max_sweeps, mode[dynamics], T, sweeps, conv)
+        self._run(S, seeds, K.RunOptions(max_sweeps, _MODES[dynamics], T), sweeps, conv)
         if was_1d:
             return RecallResult(S[0], sweeps[0], conv[0])
         return RecallResult(S, sweeps, conv)
@@ -162,10 +175,19 @@ class HopfieldNetwork(_Network):
     Parameters
     ----------
     weights : array of shape (n_neurons, n_neurons)
-        Couplings W_ij (float32 internally).  Self-couplings W_ii are not used by the
+        Couplings W_ij (float32 internally: every value must be finite and within the
+        float32 range, |w| <= 3.4e38).  Self-couplings W_ii are not used by the
         dynamics or the energy; they are set to 0 (with a warning when they were not).
         Asymmetric weights are allowed with a warning: without symmetry the energy is
         not a Lyapunov function.
+
+    Raises
+    ------
+    TypeError
+        Weights that are not real numbers.
+    ValueError
+        Weights that are not a square matrix of N >= 2, or hold NaN, inf or values
+        beyond the float32 range.
 
     Examples
     --------
@@ -203,13 +225,34 @@ class HopfieldNetwork(_Network):
         patterns : array of +-1, shape (n_patterns, n_neurons)
         rule : {"hebb", "projection", "storkey"}, default "hebb"
             ``hebb``: W = X^T X / N, zero diagonal (Hopfield 1982).  ``projection``:
-            W = X^T (X X^T)^+ X (pseudo-inverse, Personnaz et al. 1986), zero diagonal;
-            stores up to N linearly independent patterns, correlated ones included.
-            ``storkey``: Storkey's (1997) local incremental rule, O(P N^2).
+            W = X^T (X X^T)^+ X, the orthogonal projection onto the span of the
+            patterns (pseudo-inverse, Personnaz et al. 1986), zero diagonal.  With the
+            self-couplings removed, a pattern xi in the span has the fields
+            h_i = (1 - P_ii) xi_i, where the P_ii of the projection average r/N for a
+            span of dimension r: every pattern is a fixed point, correlated and
+            linearly dependent ones included (dependent ones add no direction), as
+            long as r <= N - 1.  So the rule stores at most N - 1 linearly independent
+            patterns, and its stability margin, with the basins of attraction,
+            shrinks as r approaches N: P well below N for useful basins.  Patterns
+            that span all N dimensions are refused (W would be 0), and a nearly
+            singular Gram matrix X X^T gives a warning.  ``storkey``: Storkey's (1997)
+            local incremental rule, O(P N^2).
 
         Returns
         -------
         HopfieldNetwork
+
+        Raises
+        ------
+        ValueError
+            Patterns that are not +-1 of shape (P, N) with N >= 2, an unknown
+            ``rule``, or for ``projection`` patterns spanning all N dimensions.
+
+        Warns
+        -----
+        UserWarning
+            For ``projection``, when the Gram matrix of the patterns is
+            ill-conditioned (nearly dependent patterns): W is then inaccurate.
         """
         X = check_patterns(patterns)
         if rule not in RULES:
@@ -219,8 +262,7 @@ class HopfieldNetwork(_Network):
             Xf = X.astype(np.float32)
             W = (Xf.T @ Xf) / np.float32(N)  # integer sums: exact in float32 for P < 2**24
         elif rule == "projection":
-            Xd = X.astype(np.float64)
-            W = Xd.T @ np.linalg.pinv(Xd @ Xd.T) @ Xd
+            W = _projection(X)
         else:
             W = np.zeros((N, N))
             K.storkey(X.astype(np.float64), W)
@@ -243,8 +285,8 @@ class HopfieldNetwork(_Network):
         net.symmetric = True
         return net
 
-    def _kernel_args(self):
-        return self.weights, np.zeros((1, 1), np.float32), self.n_neurons * self.n_neurons
+    def _table_weights(self) -> K.TableWeights:
+        return K.TableWeights(self.weights, np.zeros((1, 1), np.float32), self.n_neurons, 0, self.symmetric)
 
     def _tile(self, r0, r1):
         t = self.weights[r0:r1].astype(np.float64)
@@ -325,10 +367,11 @@ class QuantizedHopfieldNetwork(_Network):
         self.quantized = quantized
         self.n_neurons = shape[0]
         N = self.n_neurons
-        if quantized.group_size is not None:
-            self._g = quantized.group_size
+        # codebook row of W[i, j]: i * rows_per_row + j // group (see K.TableWeights)
+        if quantized.group_size is not None:  # groups along each row, the last one maybe shorter
+            self._group, self._rows_per_row = quantized.group_size, -(-N // quantized.group_size)
         else:
-            self._g = N * N if quantized.axis is None else N
+            self._group, self._rows_per_row = N, (0 if quantized.axis is None else 1)
         whole = quantized.axis is None and quantized.group_size is None
         if symmetric is None:
             symmetric = whole and bool(np.array_equal(quantized.codes, quantized.codes.T))
@@ -337,7 +380,7 @@ class QuantizedHopfieldNetwork(_Network):
                              "pass symmetric=None to detect it.")
         self.symmetric = bool(symmetric)
         self.rho: float | None = None
-        self._affine = quantized.scheme == "uniform" and self._g == N * N and self.symmetric
+        self._affine = quantized.scheme == "uniform" and whole and self.symmetric
         if self._affine:
             self._scale, self._z, self._off = (float(v) for v in quantized.params[0])
 
@@ -345,12 +388,13 @@ class QuantizedHopfieldNetwork(_Network):
     def bits(self) -> int:
         return self.quantized.bits
 
-    def _kernel_args(self):
-        return self.quantized.codes, self.quantized.codebook, self._g
+    def _table_weights(self) -> K.TableWeights:
+        return K.TableWeights(self.quantized.codes, self.quantized.codebook, self._group, self._rows_per_row,
+                              self.symmetric)
 
     def _tile(self, r0, r1):
         out = np.empty((r1 - r0, self.n_neurons))
-        K.dequantize_rows(self.quantized.codes, self.quantized.codebook, self._g, r0, r1, out)
+        K.dequantize_rows(self._table_weights(), r0, r1, out)
         return out
 
     def dequantized_weights(self) -> np.ndarray:
@@ -375,7 +419,7 @@ class QuantizedHopfieldNetwork(_Network):
         a float32 GEMM of integers is exact while every partial sum stays below 2**24."""
         N = self.n_neurons
         C = self.quantized.codes
-        dt = np.float32 if N * ((1 << self.bits) - 1) < (1 << 24) else np.float64
+        dt = _gemm_dtype(N, self.bits)
         Sf = S.astype(dt)
         U = np.empty(S.shape, np.int32)
         tile = np.empty((max(1, _TILE_ELEMENTS // N), N), np.float32)
@@ -392,12 +436,40 @@ class QuantizedHopfieldNetwork(_Network):
         Mp = (M[:, None] - S).astype(np.float64)
         return self._scale * (U - self._z * Mp) + self._off * Mp
 
-    def _run(self, S, seeds, max_sweeps, mode, T, sweeps, conv):
+    def _run(self, S, seeds, run, sweeps, conv):
         if not self._affine:
-            return super()._run(S, seeds, max_sweeps, mode, T, sweeps, conv)
+            return super()._run(S, seeds, run, sweeps, conv)
         U, M = self._integer_sums(S)
-        K.recall_affine(self.quantized.codes, self._scale, self._z, self._off, S, U, M, seeds, max_sweeps, mode, T,
-                        sweeps, conv)
+        w = K.AffineWeights(self.quantized.codes, self._scale, self._z, self._off)
+        K.recall_affine(w, S, U, M, seeds, run, sweeps, conv)
+
+
+def _gemm_dtype(n_neurons: int, bits: int) -> type:
+    """float32 when a GEMM of +-1 states with N codes below 2**bits is exact in float32
+    (|partial sums| <= N (2**bits - 1) < 2**24), else float64 (exact below 2**53)."""
+    return np.float32 if n_neurons * ((1 << bits) - 1) < _F32_EXACT_INTEGERS else np.float64
+
+
+def _projection(X: np.ndarray) -> np.ndarray:
+    """W = X^T (X X^T)^+ X in float64 after checking what the rule can store (see
+    :meth:`HopfieldNetwork.from_patterns`)."""
+    P, N = X.shape
+    Xd = X.astype(np.float64)
+    sv = np.linalg.svd(Xd, compute_uv=False)
+    rank = int(np.sum(sv > sv[0] * max(P, N) * np.finfo(np.float64).eps))  # numpy.linalg.matrix_rank's rule
+    if rank == N:
+        raise ValueError(
+            f"patterns span all N={N} dimensions (rank {rank} with P={P} patterns): the projection rule's W is then "
+            "the identity, which is 0 once the self-couplings are removed, so nothing would be stored. The rule stores "
+            f"at most N-1 = {N - 1} linearly independent patterns, and useful basins of attraction need P well below "
+            "N; store fewer patterns or use rule='hebb' or 'storkey'.")
+    cond = float(sv[0] / sv[rank - 1]) ** 2  # of X X^T restricted to the span
+    if cond > _PROJECTION_MAX_CONDITION:
+        warnings.warn(
+            f"the patterns' Gram matrix X X^T is ill-conditioned (condition number {cond:.3g} on their span, above "
+            f"{_PROJECTION_MAX_CONDITION:.3g}): nearly dependent patterns make the projection rule's W inaccurate; "
+            "remove near-duplicate patterns.", UserWarning, stacklevel=3)
+    return Xd.T @ np.linalg.pinv(Xd @ Xd.T) @ Xd
 
 
 def _offdiag_correlation(net: HopfieldNetwork, qnet: QuantizedHopfieldNetwork) -> float:

@@ -124,10 +124,60 @@ def _task_file(cache_dir, spec: dict) -> Path:
     return Path(cache_dir) / f"{spec['study']}-N{spec['n_neurons']}-a{spec['load']:.6f}-t{spec['trial']}-{key}.json"
 
 
+_PR_SET_PDEATHSIG = 1  # prctl option of <linux/prctl.h>: a signal for this process when its parent dies
+_PARENT_POLL_SECONDS = 1.0  # how often a worker checks its parent where it cannot wait for it
+
+
 def _worker_init(threads: int) -> None:  # pragma: no cover - runs in worker processes
     import numba
 
+    _exit_with_parent()
     numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+
+
+def _exit_with_parent() -> None:  # pragma: no cover - runs in worker processes
+    """End this worker process as soon as the process that started it dies.
+
+    A process pool's workers otherwise wait for work forever once their parent is
+    killed (SIGKILL leaves it no chance to stop them), and with them the resource
+    tracker.  On Linux the kernel sends SIGKILL on the parent's death
+    (``prctl(PR_SET_PDEATHSIG)``), which works even while a numba kernel holds the GIL;
+    everywhere a daemon thread also waits on the parent's sentinel (a pipe that closes
+    when the parent dies) and falls back to polling the parent's pid.
+    """
+    import multiprocessing as mp
+    import os
+    import signal
+    import sys
+    import threading
+
+    parent = mp.parent_process()
+    parent_pid = parent.pid if parent is not None else os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # no prctl: the thread below still ends the worker
+    if os.getppid() != parent_pid:  # the parent died before we could ask
+        os._exit(1)
+
+    def watch() -> None:
+        if parent is not None and parent.sentinel is not None:
+            from multiprocessing.connection import wait
+
+            try:
+                wait([parent.sentinel])  # readable (EOF) once the parent is gone
+            except OSError:
+                pass
+            os._exit(1)
+        while os.getppid() == parent_pid:
+            time.sleep(_PARENT_POLL_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def run_tasks(specs: list[dict], cache_dir=None, jobs: int = 1, scheduler: str | None = None,
@@ -139,7 +189,9 @@ def run_tasks(specs: list[dict], cache_dir=None, jobs: int = 1, scheduler: str |
     ``cache_dir`` every finished task's rows are written there atomically, by this
     process, as soon as the task finishes; tasks whose file exists are read back and not
     run.  A sweep killed at any moment (SIGINT, SIGKILL) therefore loses only unfinished
-    tasks, and rerunning it completes the rest: every task appears exactly once.
+    tasks, and rerunning it completes the rest: every task appears exactly once.  Local
+    worker processes end within seconds when the process running the sweep dies, even
+    by SIGKILL (see :func:`_exit_with_parent`).
     """
     jobs = check_positive_int(jobs, "jobs")
     results: dict[int, list[dict]] = {}
@@ -436,14 +488,15 @@ def _label(cfg_key):
     return "float" if bits == "float" else f"{bits} bit {scheme}, {objective}"
 
 
-def _save(fig, path):
-    from pathlib import Path
+_PLOT_DPI = 110
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-    fig.savefig(tmp, dpi=110)
-    tmp.replace(path)
+
+def _save(fig, path) -> None:
+    """Write a figure atomically: concurrent writers of one path each use their own
+    temporary file, and a killed writer's temporary is removed by the next write."""
+    from quantization._io import save_figure
+
+    save_figure(fig, path, dpi=_PLOT_DPI)
 
 
 def _plt():

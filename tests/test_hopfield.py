@@ -17,7 +17,7 @@ from hopfield import (
 )
 from hopfield import _kernels as K
 from hopfield.network import _seed_per_cue
-from quantization import SCHEMES, quantize
+from quantization import SCHEMES, QuantizedTensor, quantize
 
 
 def test_splitmix_and_shuffle_match_reference():
@@ -98,10 +98,17 @@ def test_async_kernel_equals_reference_and_energy_never_rises(N, P, dynamics):
 
 
 def test_extreme_codebooks_end_in_fixed_points():
-    """pow2 at 8 bits (levels spanning 2^-127): every converged state is a fixed point of
-    the exact fields, up to near-ties below float64 resolution."""
+    """A codebook of 256 levels +-c 2^-j, j = 0..127 (pow2's grid at 8 bits, spanning
+    2^-127): every converged state is a fixed point of the exact fields, up to near-ties
+    below float64 resolution."""
     X = random_patterns(12, 48, seed=48)
-    q = HopfieldNetwork.from_patterns(X).quantize(8, "pow2")
+    w = HopfieldNetwork.from_patterns(X).weights
+    c = float(np.abs(w).max())
+    mags = c * 2.0 ** -np.arange(128)
+    levels = np.concatenate([-mags, mags[::-1]]).astype(np.float32)  # ascending
+    codes = np.abs(w[..., None] - levels).argmin(-1).astype(np.uint8)  # nearest level
+    q = QuantizedHopfieldNetwork(QuantizedTensor(codes, levels[None], 8, "lloyd", w.shape))
+    assert q.symmetric
     W = q.effective_weights()
     res = q.recall(flip_noise(X, 0.3, seed=1), seed=7)
     assert res.converged.all()
@@ -164,12 +171,24 @@ def test_uniform_networks_run_on_exact_affine_weights():
     assert not net.quantize(3, "lloyd")._affine
 
 
-def test_quantized_network_reads_codes_not_floats():
-    X = random_patterns(10, 64, seed=0)
-    q = HopfieldNetwork.from_patterns(X).quantize(4, "exponential")
-    assert q.quantized.codes.dtype == np.uint8 and q.quantized.codes.nbytes == 64 * 64
-    assert q.symmetric and np.array_equal(q.quantized.codes, q.quantized.codes.T)
-    assert not hasattr(q, "weights")
+def test_quantized_dynamics_read_the_codes():
+    """A quantized network recalls as the weights its codes and codebook stand for (built
+    here by a loop over the codes, not by the package) and not as the float weights."""
+    N = 64
+    X = random_patterns(10, N, seed=0)
+    net = HopfieldNetwork.from_patterns(X)
+    cues = flip_noise(X[:5], 0.3, seed=1)
+    seeds = _seed_per_cue(5, len(cues))
+    float_states = net.recall(cues, seed=5).states
+    for bits, scheme in ((1, "uniform"), (2, "exponential")):  # affine and table modes
+        q = net.quantize(bits, scheme)
+        codes, book = q.quantized.codes, q.quantized.codebook
+        assert codes.dtype == np.uint8 and codes.nbytes == N * N and book.shape == (1, 2**bits)
+        W = np.array([[0.0 if i == j else float(book[0, codes[i, j]]) for j in range(N)] for i in range(N)])
+        res = q.recall(cues, seed=5)
+        for c in range(len(cues)):
+            np.testing.assert_array_equal(res.states[c], ref.async_recall(W, cues[c], seeds[c], 100)[0])
+        assert not np.array_equal(res.states, float_states), scheme
 
 
 def test_hebb_capacity_n2000():
