@@ -1,4 +1,4 @@
-"""Command line of the Hopfield simulator: ``python -m hopfield {demo,capacity,basins,recall}``.
+"""Command line of the Hopfield simulator: ``python -m hopfield {demo,capacity,basins,recall,patterns,watch}``.
 
 Every study writes a tidy CSV, a JSON sidecar (parameters, versions, seed, timing) and
 plots into ``--out``.  Sweeps are resumable: finished tasks are kept in ``OUT/tasks`` and
@@ -19,6 +19,8 @@ EXAMPLES = {
     "capacity": "python -m hopfield capacity --n 1000 --loads 0.02:0.2:0.02 --bits float 1 2 3 4 --trials 3 --out cap",
     "basins": "python -m hopfield basins --n 1000 --loads 0.05 0.1 --noise-levels 0:0.5:0.05 --bits float 1 2 4",
     "recall": "python -m hopfield recall --patterns X.npy --cues C.npy --bits 3 --scheme exponential --out rec",
+    "patterns": "python -m hopfield patterns --text HOPFIELD --size 16 16 --out letters",
+    "watch": "python -m hopfield watch --text HOPFIELD --size 16 16 --target 2 --noise 0.2 --bits 3 --rule projection --out watch",
 }
 
 
@@ -155,7 +157,57 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--temperature", type=float, default=0.0, help="for glauber dynamics")
     r.add_argument("--max-sweeps", type=int, default=100, help="sweeps at most")
     _common(r, sweep=False)
+
+    pt = sub.add_parser("patterns", help="images or letters to +-1 patterns", formatter_class=fmt,
+                        description="Turn image files (resized, grayscale, thresholded or dithered) or characters "
+                        "rendered from Pillow's bundled font into +-1 patterns; writes patterns.npy (one row per "
+                        "image, row-major pixels), a preview plot and patterns.json. Needs Pillow (pip install "
+                        f"'.[images]'). Example: {EXAMPLES['patterns']}")
+    _pattern_source(pt)
+    _common(pt, sweep=False)
+
+    w = sub.add_parser("watch", help="watch one cue's recall: animation, frames, energy and overlaps",
+                       formatter_class=fmt,
+                       description="Store patterns (letters, image files or a .npy file), optionally quantize the "
+                       "weights, flip --noise of one pattern's pixels and record the state after every --every "
+                       "sweeps or flips, with the same dynamics and seed stream as recall; writes recall.gif (or "
+                       ".mp4 with ffmpeg), recall_frames.png (frames with energy and overlap traces), "
+                       f"trajectory.csv and watch.json. Example: {EXAMPLES['watch']}")
+    _pattern_source(w, npy=True)
+    w.add_argument("--shape", type=int, nargs=2, metavar=("HEIGHT", "WIDTH"),
+                   help="picture shape of --patterns rows (default: square)")
+    w.add_argument("--rule", default="hebb", help="hebb, projection or storkey")
+    w.add_argument("--bits", type=_bits, default=None, help="quantize the weights to this many bits ('float': no)")
+    w.add_argument("--scheme", default="uniform", help="quantization scheme")
+    w.add_argument("--objective", default="correlation", help="quantization objective")
+    w.add_argument("--target", type=int, default=0, help="index of the pattern the cue is made from")
+    w.add_argument("--noise", type=float, default=0.2, help="fraction of the target's pixels flipped in the cue")
+    w.add_argument("--dynamics", default="async", help="async, async-fixed, sync, glauber")
+    w.add_argument("--temperature", type=float, default=0.0, help="for glauber dynamics")
+    w.add_argument("--max-sweeps", type=int, default=100, help="sweeps at most")
+    w.add_argument("--every", type=int, default=1, help="a frame after every this many sweeps or flips")
+    w.add_argument("--unit", default="sweep", choices=["sweep", "flip"], help="what --every counts")
+    w.add_argument("--frames", type=int, default=12, help="frames shown in recall_frames")
+    w.add_argument("--animation", default="gif", choices=["gif", "mp4", "none"],
+                   help="animation format (mp4 needs ffmpeg)")
+    w.add_argument("--fps", type=float, default=4.0, help="animation frames per second")
+    _common(w, sweep=False)
     return parser
+
+
+def _pattern_source(p: argparse.ArgumentParser, npy: bool = False) -> None:
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--text", help="one pattern per character, rendered from Pillow's bundled font")
+    src.add_argument("--images", type=Path, nargs="+", metavar="FILE", help="image files (PNG, JPEG, GIF, ...)")
+    if npy:
+        src.add_argument("--patterns", type=Path, help="file of +-1 patterns, one per row (.npy or text)")
+    p.add_argument("--size", type=int, nargs=2, default=[16, 16], metavar=("HEIGHT", "WIDTH"),
+                   help="picture size of --text and --images patterns")
+    p.add_argument("--method", default=None, choices=["threshold", "mean", "otsu", "dither"],
+                   help="binarisation (default: threshold for --text, otsu for --images)")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="for threshold and dither (default: 0.3 for --text, 0.5 for --images)")
+    p.add_argument("--invert", action="store_true", help="dark pixels become +1 (--images)")
 
 
 def _sidecar(args, study: str, params: dict, seconds: float, extra: dict | None = None) -> dict:
@@ -304,13 +356,112 @@ def _recall(args) -> None:
         print(f"wrote {args.out / 'final_states.npy'}, recall.csv and recall.json")
 
 
+def _source_patterns(args):
+    """(patterns, (height, width), labels) from --text, --images or --patterns."""
+    import numpy as np
+
+    from .images import images_to_patterns, letter_patterns
+
+    size = tuple(args.size)
+    opts = {k: v for k, v in dict(method=args.method, threshold=args.threshold).items() if v is not None}
+    if args.text is not None:
+        return letter_patterns(args.text, size=size, **opts), size, list(args.text)
+    if args.images is not None:
+        return (images_to_patterns(args.images, size=size, invert=args.invert, **opts), size,
+                [p.stem for p in args.images])
+    X = np.atleast_2d(_load_states(args.patterns, "patterns"))
+    N = X.shape[1]
+    if args.shape is None:
+        side = math.isqrt(N)
+        if side * side != N:
+            raise ValueError(f"patterns have N={N} neurons, not a square: give --shape HEIGHT WIDTH")
+        shape = (side, side)
+    else:
+        shape = tuple(args.shape)
+    return X, shape, [str(i) for i in range(len(X))]
+
+
+def _patterns(args) -> None:
+    import io
+
+    import numpy as np
+
+    from quantization import atomic_write
+
+    from ._io import write_json
+    from .images import plot_patterns
+
+    t0 = time.perf_counter()
+    X, (h, w), labels = _source_patterns(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.save(buf, X)
+    atomic_write(args.out / "patterns.npy", buf.getvalue())
+    for f in args.formats:
+        plot_patterns(X, (h, w), labels, args.out / f"patterns.{f}")
+    params = dict(text=args.text, images=[str(p) for p in args.images] if args.images else None,
+                  size=[h, w], method=args.method, threshold=args.threshold, invert=args.invert)
+    write_json(_sidecar(args, "patterns", params, time.perf_counter() - t0, dict(labels=labels, shape=list(X.shape))),
+               args.out / "patterns.json")
+    if not args.quiet:
+        print(f"wrote {len(X)} patterns of {h}x{w} = {h * w} neurons to {args.out / 'patterns.npy'}, "
+              f"patterns.{'/'.join(args.formats)} and patterns.json")
+
+
+def _watch(args) -> None:
+    import numpy as np
+
+    from . import HopfieldNetwork, flip_noise
+    from ._io import write_csv, write_json
+    from .trajectory import plot_trajectory, record_recall, save_animation
+
+    t0 = time.perf_counter()
+    X, shape, labels = _source_patterns(args)
+    net = HopfieldNetwork.from_patterns(X, args.rule)
+    X = np.asarray(X, np.int8)
+    if not 0 <= args.target < len(X):
+        raise ValueError(f"--target {args.target} is not a pattern index; there are {len(X)} patterns "
+                         f"(0..{len(X) - 1})")
+    if args.bits is not None:
+        net = net.quantize(args.bits, args.scheme, args.objective)
+    cue_seed, dyn_seed = np.random.SeedSequence(args.seed).spawn(2)
+    cue = flip_noise(X[args.target], args.noise, seed=np.random.default_rng(cue_seed))[0]
+    tr = record_recall(net, cue, dynamics=args.dynamics, max_sweeps=args.max_sweeps, temperature=args.temperature,
+                       seed=np.random.default_rng(dyn_seed), every=args.every, unit=args.unit, patterns=X)
+    rows = [dict(frame=f, sweep=int(tr.sweep[f]), flips=int(tr.flips[f]), energy=float(tr.energies[f]),
+                 **{f"overlap_{p}": float(tr.overlaps[f, p]) for p in range(len(X))}) for f in range(tr.n_frames)]
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, args.out / "trajectory.csv")
+    for f in args.formats:
+        plot_trajectory(tr, shape, args.out / f"recall_frames.{f}", n_frames=args.frames, labels=labels)
+    if args.animation != "none":
+        save_animation(tr, args.out / f"recall.{args.animation}", shape, fps=args.fps, labels=labels)
+    params = dict(text=args.text, images=[str(p) for p in args.images] if args.images else None,
+                  patterns=str(args.patterns) if args.patterns else None, shape=list(shape), rule=args.rule,
+                  bits=args.bits, scheme=args.scheme, objective=args.objective, target=args.target,
+                  noise=args.noise, dynamics=args.dynamics, temperature=args.temperature,
+                  max_sweeps=args.max_sweeps, every=args.every, unit=args.unit)
+    m = float(tr.overlaps[-1, args.target])
+    extra = dict(rho=getattr(net, "rho", None), labels=labels, sweeps=tr.sweeps, converged=tr.converged,
+                 frames=tr.n_frames, final_target_overlap=m)
+    write_json(_sidecar(args, "watch", params, time.perf_counter() - t0, extra), args.out / "watch.json")
+    if not args.quiet:
+        print(f"cue from pattern {args.target} ({labels[args.target]}) with {args.noise:.0%} flipped: overlap "
+              f"{tr.overlaps[0, args.target]:+.3f} -> {m:+.3f} in {tr.sweeps} sweeps "
+              f"({'converged' if tr.converged else 'not converged'}), {tr.n_frames} frames")
+        print(f"wrote {args.out / 'trajectory.csv'}, recall_frames, "
+              f"{'' if args.animation == 'none' else f'recall.{args.animation}, '}watch.json")
+
+
 def main(argv: list[str] | None = None) -> int:
     from quantization._io import run_command
 
     args = build_parser().parse_args(argv)
     resume = "interrupted: finished tasks are kept; run the same command again to resume"
-    return run_command({"demo": _demo, "capacity": _capacity, "basins": _basins, "recall": _recall}[args.command], args,
-                       resume if args.command != "recall" else "interrupted")
+    handlers = {"demo": _demo, "capacity": _capacity, "basins": _basins, "recall": _recall, "patterns": _patterns,
+                "watch": _watch}
+    return run_command(handlers[args.command], args, resume if args.command in ("demo", "capacity", "basins")
+                       else "interrupted")
 
 
 if __name__ == "__main__":
