@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _kernels as K
+from . import _encode, _fit_parametric, _grids, _lloyd
 from ._normal import MAX_EVENTS as _NORMAL_MAX_EVENTS
 from ._normal import fit_normal as _fit_normal
 from ._normal import normal_table
@@ -25,9 +25,9 @@ from ._validate import (
 from .metrics import correlation as _correlation
 from .metrics import sqnr_db as _sqnr_db
 
-_SCHEME_ID = {"uniform": K.UNIFORM, "exponential": K.EXPONENTIAL, "pow2": K.POW2, "lloyd": K.LLOYD,
-              "normal": K.NORMAL}
-_OBJECTIVE_ID = {"correlation": K.OBJ_CORRELATION, "mse": K.OBJ_MSE, "minmax": K.OBJ_MINMAX}
+_SCHEME_ID = {"uniform": _grids.UNIFORM, "exponential": _grids.EXPONENTIAL, "pow2": _grids.POW2,
+              "lloyd": _grids.LLOYD, "normal": _grids.NORMAL}
+_OBJECTIVE_ID = {"correlation": _grids.OBJ_CORRELATION, "mse": _grids.OBJ_MSE, "minmax": _grids.OBJ_MINMAX}
 _FLOAT_DTYPES = ("float16", "float32", "float64")
 # pow2 levels are a factor 2 apart; past this width the added magnitudes go unused
 POW2_MAX_BITS = 5
@@ -217,7 +217,7 @@ class QuantizedTensor:
         if not np.isfinite(params).all():
             raise ValueError("params contains NaN or inf; the codebook would not be finite.")
         codebook = np.empty((rows, 1 << bits), np.float32)
-        K.levels_from_params(_SCHEME_ID[self.scheme], params, 1 << bits, normal_table(bits), codebook)
+        _grids.levels_from_params(_SCHEME_ID[self.scheme], params, 1 << bits, normal_table(bits), codebook)
         if not np.isfinite(codebook).all():
             raise ValueError("the codebook overflows float32 (levels beyond +-3.4e38): the values are too close to "
                              "the float32 limit for this grid; rescale w (e.g. w / w.std()) and the result after.")
@@ -256,7 +256,7 @@ class QuantizedTensor:
         for c, book in zip(_row_blocks(self.codes, self.axis, self.group_size), books):
             out = np.empty(c.shape, np.float32)
             if c.size:
-                K.lookup(np.ascontiguousarray(c), book, out)
+                _encode.lookup(np.ascontiguousarray(c), book, out)
             outs.append(out)
         return np.ascontiguousarray(_from_row_blocks(outs, self.shape, self.axis, self.group_size))
 
@@ -533,19 +533,19 @@ def _quantize_rows(X: np.ndarray, bits: int, scheme: str, objective: str, gain: 
     fitp = np.zeros((R, 3))
     nc = nonconst.astype(np.uint8)
     if scheme == "lloyd":
-        K.fit_lloyd(Y, nc, Kc, oid, preserve_mean, _LLOYD_BINS, fit_levels)
+        _lloyd.fit_lloyd(Y, nc, Kc, oid, preserve_mean, _LLOYD_BINS, fit_levels)
     elif scheme == "normal":
         table = normal_table(bits).astype(np.float64)
         alpha = np.zeros(R)
         _fit_normal(Y, nc, table, oid, preserve_mean, rms, _NORMAL_MAX_EVENTS, alpha, fit_levels)
         fitp[:, 0] = alpha
     else:
-        K.fit_parametric(Y, nc, sid, Kc, oid, preserve_mean, rms, fitp, fit_levels)
+        _fit_parametric.fit_parametric(Y, nc, sid, Kc, oid, preserve_mean, rms, fitp, fit_levels)
     del Y
 
     codes_rows = np.empty((R, n), np.uint8)
     stats = np.empty((R, 5))
-    K.encode(X, center, A, fit_levels, codes_rows, stats)
+    _encode.encode(X, center, A, fit_levels, codes_rows, stats)
     g, o = _gain_offset(stats, n, gain, preserve_mean)
 
     P = n_params(scheme, bits)

@@ -37,8 +37,8 @@ exact optimum over ``[lo, 1]`` when there are at most ``max_events`` of them (ab
 ``n * K/2``); longer rows get a coarse log scan plus golden-section refinement, as the
 other parametric schemes.  The minmax grid is always a candidate.
 
-Numba's on-disk cache does not notice edits to the ``_kernels.py`` functions these
-kernels call (``grid_score``, ``grid_sums``, ...); after changing those, clear
+Numba's on-disk cache does not notice edits to the ``_grids.py`` and ``_fit_parametric.py``
+functions these kernels call (``grid_score``, ``grid_sums``, ...); after changing those, clear
 ``quantization/__pycache__`` (or touch this file).
 """
 
@@ -51,15 +51,8 @@ from statistics import NormalDist
 import numpy as np
 from numba import njit, prange
 
-from ._kernels import (
-    NORMAL,
-    OBJ_MINMAX,
-    OBJ_MSE,
-    grid_score,
-    _search_alpha,
-    prefix_sums,
-    score_from_sums,
-)
+from ._fit_parametric import _search_alpha
+from ._grids import NORMAL, OBJ_MINMAX, OBJ_MSE, grid_score, prefix_sums, score_from_sums
 
 NF4_OFFSET = 0.9677083  # bitsandbytes' create_normal_map default
 MAX_EVENTS = 1 << 18  # exact breakpoint sweep up to this many code changes per row

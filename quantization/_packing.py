@@ -1,4 +1,4 @@
-"""Exact bit packing of integer codes (numba kernels in ``_kernels.py``)."""
+"""Exact bit packing of integer codes (numba kernels in ``_encode.py``)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numbers
 
 import numpy as np
 
-from . import _kernels as K
+from . import _encode
 from ._validate import check_bits, check_codes
 
 __all__ = ["pack_bits", "unpack_bits", "packed_nbytes"]
@@ -41,7 +41,7 @@ def pack_bits(codes: np.ndarray, bits: int) -> np.ndarray:
     b = check_bits(bits)
     flat = check_codes(codes, b).ravel()
     out = np.zeros(packed_nbytes(flat.size, b), np.uint8)
-    K.pack(flat, b, out)
+    _encode.pack(flat, b, out)
     return out
 
 
@@ -63,5 +63,5 @@ def unpack_bits(buf: np.ndarray | bytes, bits: int, n: int) -> np.ndarray:
     if arr.size != need:
         raise ValueError(f"buf has {arr.size} bytes but {n} codes of {b} bits need exactly {need}.")
     out = np.empty(int(n), np.uint8)
-    K.unpack(np.ascontiguousarray(arr), b, int(n), out)
+    _encode.unpack(np.ascontiguousarray(arr), b, int(n), out)
     return out

@@ -1,7 +1,7 @@
 """Input validation for every public entry point of :mod:`quantization`.
 
-Kernels in ``_kernels.py`` assume clean, contiguous, float64/uint8 inputs; everything a
-user passes goes through one of these helpers first.  Messages name the argument, the
+The numba kernels (``_grids.py`` lists them) assume clean, contiguous, float64/uint8 inputs;
+everything a user passes goes through one of these helpers first.  Messages name the argument, the
 value received, what is allowed and, where there is one, the fix.
 """
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import reference as ref
 
-from quantization import _kernels as K
+from quantization import _encode, _grids, _lloyd
 from quantization import pack_bits, unpack_bits
 
 
@@ -46,10 +46,10 @@ def test_level_formulas(bits):
     out = np.empty(K_)
     for _ in range(20):
         step, z, off = rng.uniform(0, 2), rng.choice([0.5 * (K_ - 1), 0.5 * K_, 0.5 * K_ - 1]), rng.normal()
-        K.uniform_levels(step, z, off, K_, out)
+        _grids.uniform_levels(step, z, off, K_, out)
         np.testing.assert_allclose(out, ref.uniform_levels(step, z, off, K_), rtol=0, atol=1e-12)
         c, q, v = rng.uniform(0, 2), rng.uniform(0.05, 0.99), int(rng.integers(3))
-        K.exponential_levels(c, q, v, off, K_, out)
+        _grids.exponential_levels(c, q, v, off, K_, out)
         np.testing.assert_allclose(out, ref.exponential_levels(c, q, v, off, K_), rtol=1e-12, atol=1e-12)
         assert np.all(np.diff(out) >= 0)
         if v:
@@ -71,7 +71,7 @@ def test_encode_and_stats_match_reference(scheme, bits, n):
         levels = np.stack([_grid(scheme, rng, K_) for _ in range(3)])
         codes = np.empty(Y.shape, np.uint8)
         stats = np.empty((3, 5))
-        K.encode(np.ascontiguousarray(Y), np.zeros(3), np.ones(3), levels, codes, stats)
+        _encode.encode(np.ascontiguousarray(Y), np.zeros(3), np.ones(3), levels, codes, stats)
         for r in range(3):
             c_ref = ref.encode(Y[r], levels[r])
             np.testing.assert_array_equal(levels[r][codes[r]], levels[r][c_ref])
@@ -87,23 +87,23 @@ def test_encode_and_stats_match_reference(scheme, bits, n):
 def test_encode_tie_goes_to_upper_level():
     levels = np.array([[0.0, 1.0]])
     codes = np.empty((1, 3), np.uint8)
-    K.encode(np.array([[0.5, 0.4999999, 0.5000001]]), np.zeros(1), np.ones(1), levels, codes, np.empty((1, 5)))
+    _encode.encode(np.array([[0.5, 0.4999999, 0.5000001]]), np.zeros(1), np.ones(1), levels, codes, np.empty((1, 5)))
     np.testing.assert_array_equal(codes[0], [1, 0, 1])
 
 
-@pytest.mark.parametrize("objective", [K.OBJ_CORRELATION, K.OBJ_MSE])
+@pytest.mark.parametrize("objective", [_grids.OBJ_CORRELATION, _grids.OBJ_MSE])
 @pytest.mark.parametrize("pm", [False, True])
 def test_grid_score_matches_reference(objective, pm):
     rng = np.random.default_rng(objective * 2 + pm)
-    name = "correlation" if objective == K.OBJ_CORRELATION else "mse"
+    name = "correlation" if objective == _grids.OBJ_CORRELATION else "mse"
     for n in (1, 3, 50, 401):
         for bits in (1, 2, 4):
             x = np.sort(rng.laplace(size=n))
             x /= np.abs(x).max()
             levels = _grid(rng.choice(["uniform", "exponential"]), rng, 1 << bits)
             p1, p2 = np.empty(n + 1), np.empty(n + 1)
-            K.prefix_sums(x, p1, p2)
-            got = K.grid_score(x, p1, p2, levels, objective, pm)
+            _grids.prefix_sums(x, p1, p2)
+            got = _grids.grid_score(x, p1, p2, levels, objective, pm)
             np.testing.assert_allclose(got, ref.grid_score(x, levels, name, pm), rtol=1e-9, atol=1e-9)
 
 
@@ -126,7 +126,7 @@ def test_kmeans_dp_is_optimal(n, k):
         S = np.concatenate([[0], np.cumsum(s)])
         S2 = np.concatenate([[0], np.cumsum(s * s)])
         kk = min(k, n)
-        starts = K.kmeans1d_dp(W, S, S2, kk)
+        starts = _lloyd.kmeans1d_dp(W, S, S2, kk)
         assert starts[0] == 0 and starts[-1] == n and np.all(np.diff(starts) >= 0)
         sse = sum(float(np.sum((s[a:b] - s[a:b].mean()) ** 2)) for a, b in zip(starts[:-1], starts[1:]) if b > a)
         assert sse == pytest.approx(ref.kmeans1d_sse(x, k), rel=1e-9, abs=1e-9)
@@ -137,7 +137,7 @@ def test_lookup_matches_fancy_indexing():
     codes = rng.integers(0, 16, (5, 33), dtype=np.uint8)
     cb = rng.normal(size=(5, 16)).astype(np.float32)
     out = np.empty(codes.shape, np.float32)
-    K.lookup(codes, cb, out)
+    _encode.lookup(codes, cb, out)
     np.testing.assert_array_equal(out, np.take_along_axis(cb, codes.astype(np.intp), axis=1))
 
 

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quantization import SCHEMES, correlation, quantize, sqnr_db
+from quantization._core import POW2_MAX_BITS
 
 LLOYD_MAX_MSE = {1: 0.3634, 2: 0.1175, 3: 0.03454, 4: 0.009497}  # Max 1960, unit Gaussian
 ISSUE_RHO = {1: 0.798, 2: 0.940, 3: 0.983, 4: 0.995}
@@ -50,46 +51,39 @@ def _distribution(kind, rng, shape, scale):
 KINDS = ["gauss", "laplace", "heavy", "equal", "outlier", "positive", "sparse"]
 
 
+def _bits(scheme, bits):
+    """``bits``, capped at the widest pow2 accepts (it refuses more)."""
+    return min(bits, POW2_MAX_BITS) if scheme == "pow2" else bits
+
+
+# Optimality of every fit (each scheme, objective, preserve_mean) is checked against a
+# brute-force scan of the grid parameters in test_fit_optimality.py; "never below
+# min-max" held by construction (the fits also score the min-max grid) and is gone.
 @given(
     kind=st.sampled_from(KINDS),
     scheme=st.sampled_from(SCHEMES),
     bits=st.integers(1, 8),
+    objective=st.sampled_from(["correlation", "mse", "minmax"]),
     layout=st.sampled_from(["tensor", "axis0", "axis1", "group"]),
     rows=st.integers(1, 6),
     cols=st.sampled_from([1, 2, 3, 8, 24, 60]),
-    log_scale=st.floats(-9, 4),
+    log2_scale=st.integers(-30, 13),
     preserve_mean=st.booleans(),
     seed=st.integers(0, 2**16),
 )
-def test_correlation_objective_never_below_minmax(kind, scheme, bits, layout, rows, cols, log_scale, preserve_mean, seed):
+def test_fit_is_scale_invariant(kind, scheme, bits, objective, layout, rows, cols, log2_scale, preserve_mean, seed):
+    """Rows are fitted in normalised units, so scaling w by a power of two (exact in
+    float32) scales the codebook by it and leaves every code as it was, in every layout."""
+    bits = _bits(scheme, bits)
     rng = np.random.default_rng(seed)
-    w = _distribution(kind, rng, (rows, cols), 10.0**log_scale).astype(np.float32)
-    kw = dict(axis=None, group_size=None)
-    if layout == "axis0":
-        kw["axis"] = 0
-    elif layout == "axis1":
-        kw["axis"] = 1
-    elif layout == "group" and cols % 3 == 0:
-        kw["group_size"] = 3
-    q_c = quantize(w, bits, scheme, "correlation", preserve_mean=preserve_mean, **kw)
-    q_m = quantize(w, bits, scheme, "minmax", preserve_mean=preserve_mean, **kw)
-    assert np.isfinite(q_c.dequantize()).all()
-    if preserve_mean:
-        # an offset is stored: the fit maximises Pearson rho per row
-        for a, b in zip(q_c.correlation(w, per_row=True), q_m.correlation(w, per_row=True)):
-            assert a >= b - 1e-5
-    else:
-        # no offset: the fit maximises the uncentred correlation <w,Q>/(|w||Q|) per row
-        assert np.all(_uncentred(q_c, w) >= _uncentred(q_m, w) - 1e-5)
-        if kind in ("gauss", "laplace", "heavy") and cols * rows >= 24 and layout == "tensor":
-            # zero-mean data: the two correlations coincide, so Pearson rho is not below minmax either
-            assert q_c.correlation(w) >= q_m.correlation(w) - 2e-3
-
-
-def _uncentred(qt, w):
-    wr, qr = _row_sums(qt, w)
-    den = np.sqrt(np.sum(wr * wr, 1) * np.sum(qr * qr, 1))
-    return np.where(den > 0, np.sum(wr * qr, 1) / np.where(den > 0, den, 1), 1.0)
+    w = _distribution(kind, rng, (rows, cols), 1.0).astype(np.float32)
+    kw = {"axis0": dict(axis=0), "axis1": dict(axis=1), "group": dict(group_size=3)}.get(layout, {})
+    s = np.float32(2.0**log2_scale)
+    q1 = quantize(w, bits, scheme, objective, preserve_mean=preserve_mean, **kw)
+    qs = quantize(w * s, bits, scheme, objective, preserve_mean=preserve_mean, **kw)
+    np.testing.assert_array_equal(qs.codes, q1.codes)
+    np.testing.assert_array_equal(qs.dequantize(), q1.dequantize() * s)
+    assert np.isfinite(qs.dequantize()).all()
 
 
 def test_one_bit_default_is_sign_clipping():
@@ -103,21 +97,6 @@ def test_one_bit_default_is_sign_clipping():
     # a free 2-level codebook cuts at the midpoint of the two sample centroids, near 0
     lloyd = quantize(w, 1, "lloyd")
     assert np.mean(np.sign(lloyd.dequantize()) == np.sign(w)) > 0.97
-
-
-@given(
-    kind=st.sampled_from(["gauss", "laplace", "heavy", "positive", "sparse"]),
-    scheme=st.sampled_from(SCHEMES),
-    bits=st.integers(1, 8),
-    preserve_mean=st.booleans(),
-    seed=st.integers(0, 2**16),
-)
-def test_mse_objective_never_above_minmax(kind, scheme, bits, preserve_mean, seed):
-    rng = np.random.default_rng(seed)
-    w = _distribution(kind, rng, (3, 40), 1.0)
-    err = {o: np.sum((quantize(w, bits, scheme, o, axis=0, gain="none", preserve_mean=preserve_mean).dequantize() - w) ** 2,
-                     axis=1) for o in ("mse", "minmax")}
-    assert np.all(err["mse"] <= err["minmax"] * (1 + 1e-5) + 1e-12)
 
 
 def _row_sums(qt, w):
@@ -136,6 +115,7 @@ def _row_sums(qt, w):
     seed=st.integers(0, 2**16),
 )
 def test_unbiased_gain_keeps_signal_power(kind, scheme, bits, preserve_mean, seed):
+    bits = _bits(scheme, bits)
     rng = np.random.default_rng(seed)
     w = _distribution(kind, rng, (4, 50), 0.1)
     qt = quantize(w, bits, scheme, axis=0, gain="unbiased", preserve_mean=preserve_mean)
@@ -155,6 +135,7 @@ def test_unbiased_gain_keeps_signal_power(kind, scheme, bits, preserve_mean, see
     seed=st.integers(0, 2**16),
 )
 def test_lsq_gain_is_least_squares_for_its_codes(kind, scheme, bits, preserve_mean, seed):
+    bits = _bits(scheme, bits)
     rng = np.random.default_rng(seed)
     w = _distribution(kind, rng, (3, 40), 1.0)
     qt = quantize(w, bits, scheme, axis=0, gain="lsq", preserve_mean=preserve_mean)
@@ -181,11 +162,39 @@ def test_lsq_gain_is_least_squares_for_its_codes(kind, scheme, bits, preserve_me
     log_scale=st.floats(-8, 3),
 )
 def test_preserve_mean_gives_exact_row_means(kind, scheme, bits, gain, seed, log_scale):
+    bits = _bits(scheme, bits)
     rng = np.random.default_rng(seed)
     w = _distribution(kind, rng, (5, 30), 10.0**log_scale) + 3 * 10.0**log_scale
     qt = quantize(w, bits, scheme, axis=0, gain=gain, preserve_mean=True)
     wr, qr = _row_sums(qt, w)
     np.testing.assert_allclose(qr.mean(1), wr.mean(1), rtol=1e-5, atol=1e-6 * np.abs(wr).max())
+
+
+def test_mse_default_gain_is_mse_optimal():
+    """objective="mse" keeps the fitted grid by default (gain "none"): the "unbiased"
+    rescale, the former default, adds 7.7% squared error on this case (issue 10)."""
+    w = np.random.default_rng(0).laplace(size=(8, 500))
+    err = {g: np.sum((quantize(w, 3, "uniform", "mse", axis=0, gain=g).dequantize() - w) ** 2, axis=1)
+           for g in (None, "none", "unbiased", "lsq")}
+    np.testing.assert_array_equal(err[None], err["none"])
+    assert np.all(err["none"] < err["unbiased"])
+    assert err["unbiased"].sum() > 1.07 * err["none"].sum()  # measured 1.0774
+    # the fitted step is a stationary point of the squared error: rescaling its codes
+    # by least squares gains nothing
+    np.testing.assert_allclose(err["lsq"], err["none"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_default_gain_follows_the_objective(scheme):
+    w = np.random.default_rng(1).laplace(size=(4, 64))
+    expected = {"correlation": "unbiased", "mse": "none", "minmax": "none"}
+    assert quantize(w, 3, scheme).gain == "unbiased"
+    for objective, gain in expected.items():
+        qt = quantize(w, 3, scheme, objective, axis=0)
+        assert qt.gain == gain
+        np.testing.assert_array_equal(qt.params, quantize(w, 3, scheme, objective, axis=0, gain=gain).params)
+        other = "lsq" if gain == "none" else "none"
+        assert quantize(w, 3, scheme, objective, axis=0, gain=other).gain == other  # an explicit gain is kept
 
 
 @pytest.mark.parametrize("scheme", ["uniform", "exponential", "pow2"])
@@ -211,8 +220,8 @@ def test_exponential_beats_uniform_on_laplacian(bits):
 @pytest.mark.parametrize("bits", [1, 2, 3, 4, 6, 8])
 def test_exponential_never_below_pow2_and_lloyd_best(bits):
     w = np.random.default_rng(bits).laplace(size=20_000)
-    rho = {s: quantize(w, bits, s).correlation(w) for s in SCHEMES}
-    assert rho["exponential"] >= rho["pow2"] - 1e-9
+    rho = {s: quantize(w, bits, s).correlation(w) for s in SCHEMES if s != "pow2" or bits <= POW2_MAX_BITS}
+    assert rho["exponential"] >= rho.get("pow2", -1.0) - 1e-9
     assert rho["lloyd"] >= max(rho["uniform"], rho["exponential"]) - 2e-4
 
 
@@ -262,6 +271,7 @@ def test_layouts_shapes_and_row_independence(scheme, layout):
 @pytest.mark.parametrize("bits", [1, 4, 8])
 @pytest.mark.parametrize("preserve_mean", [False, True])
 def test_constant_and_zero_rows_are_exact(scheme, bits, preserve_mean):
+    bits = _bits(scheme, bits)
     w = np.random.default_rng(0).standard_normal((5, 16)).astype(np.float32)
     w[1] = 0.0
     w[3] = -2.5
@@ -275,6 +285,13 @@ def test_constant_and_zero_rows_are_exact(scheme, bits, preserve_mean):
     assert const.correlation(np.full((4, 4), 0.3, np.float32)) == 1.0
     zero = quantize(np.zeros(7), bits, scheme)
     np.testing.assert_array_equal(zero.dequantize(), 0.0)
+
+
+# 4-bit per-row correlations of test_dead_channels_tiny_weights' six live rows: the
+# fit's lowest (measured) is above the bound, and min-max falls below it on some row.
+# uniform 0.9941 / 0.9910, exponential 0.9947 / 0.9787, pow2 0.9820 / 0.9787,
+# lloyd 0.9973 / 0.9939, normal 0.9956 / 0.9948 (fit's lowest / min-max's lowest).
+DEAD_ROW_RHO = {"uniform": 0.993, "exponential": 0.992, "pow2": 0.981, "lloyd": 0.997, "normal": 0.9953}
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
@@ -291,9 +308,15 @@ def test_dead_channels_tiny_weights(scheme):
     deq = qt.dequantize()
     assert np.isfinite(deq).all() and np.isfinite(qt.params).all()
     rho = qt.correlation(w, per_row=True)
-    assert np.all(rho[[0, 1, 2, 3, 4, 5]] > 0.95)
+    # a bound between the fit's and min-max's 4-bit correlations on these rows
+    assert np.all(rho[:6] > DEAD_ROW_RHO[scheme]), rho[:6]
+    minmax = quantize(w, 4, scheme, "minmax", axis=0, preserve_mean=True).correlation(w, per_row=True)
+    assert np.any(minmax[:6] < DEAD_ROW_RHO[scheme]), minmax[:6]
+    for r in (2, 5):  # the tiny rows are fitted exactly as well as at unit scale
+        unit = w[r].astype(np.float64) / np.abs(w[r]).max()
+        assert rho[r] == pytest.approx(quantize(unit, 4, scheme, preserve_mean=True).correlation(unit), abs=1e-6)
     np.testing.assert_array_equal(deq[6], 0.0)
-    assert rho[7] > 0.99  # one nonzero weight is kept distinct
+    assert rho[7] > 1 - 1e-9  # one nonzero weight is kept distinct
 
 
 def test_dtypes_accepted():
@@ -303,7 +326,9 @@ def test_dtypes_accepted():
         qt = quantize(w, 4, "uniform")
         assert qt.dtype == np.dtype(dt).name
         assert qt.dequantize().dtype == np.float32
-        assert qt.correlation(w) > 0.98
+        # measured: the fit 0.9930 (float16) .. 0.9949, min-max 0.9869 .. 0.9920
+        assert qt.correlation(w) > 0.9925
+        assert quantize(w, 4, "uniform", "minmax").correlation(w) < 0.9925
 
 
 def test_metrics():

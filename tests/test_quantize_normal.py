@@ -119,7 +119,10 @@ def test_scan_fallback_is_close_to_the_exact_sweep(bits):
         e_scan = -ref.grid_score(y, scan * T, "mse", False)
         e_minmax = -ref.grid_score(y, T, "mse", False)
         assert e_exact <= e_scan * (1 + 1e-9)
-        assert e_scan <= e_exact * 1.02 and e_scan <= e_minmax
+        # measured: the scan is within 1e-12 of the sweep; absmax misses by 1.2% to 250%
+        # (at 8 bits absmax can be the optimum itself)
+        assert e_scan <= e_exact * (1 + 1e-5)
+        assert bits == 8 or e_minmax > e_exact * (1 + 1e-5)
 
 
 def test_mse_beats_minmax_on_gaussian_with_outliers():
@@ -135,6 +138,16 @@ def test_mse_beats_minmax_on_gaussian_with_outliers():
             assert np.sum(err["mse"]) < 0.9 * np.sum(err["minmax"]), bits
 
 
+# Whole-tensor Pearson rho of test_every_width_and_objective's (4, 3, 3, 3) weights:
+# fitted objectives (mse, correlation) must exceed FIT_RHO, which min-max (absmax) does
+# not reach with either preserve_mean (measured, worst fit / best absmax: 1 bit 0.7814 /
+# 0.7760, 2: 0.9215 / 0.8941, 3: 0.9838 / 0.9804, 4: 0.99701 / 0.99651, 5: 0.99920 /
+# 0.99912).  From 6 bits the 27-element rows have as many levels as elements and absmax
+# is within a few % of the optimal loss: one bound for both.  MINMAX_RHO guards absmax.
+FIT_RHO = {1: 0.779, 2: 0.91, 3: 0.982, 4: 0.9968, 5: 0.99916, 6: 0.9996, 7: 0.9998, 8: 0.9998}
+MINMAX_RHO = {1: 0.77, 2: 0.89, 3: 0.979, 4: 0.996, 5: 0.999, 6: 0.9996, 7: 0.9998, 8: 0.9998}
+
+
 @pytest.mark.parametrize("bits", range(1, 9))
 @pytest.mark.parametrize("objective", ["minmax", "mse", "correlation"])
 def test_every_width_and_objective(bits, objective):
@@ -145,27 +158,16 @@ def test_every_width_and_objective(bits, objective):
         assert qt.params.shape == (4, 2) and qt.codebook.shape == (4, 1 << bits)
         assert int(qt.codes.max()) < (1 << bits) and np.all(np.diff(qt.codebook, axis=1) > 0)
         assert qt.nbytes == -(-w.size * bits // 8) + 4 * 2 * 4
-        assert qt.correlation(w) > {1: 0.7, 2: 0.85}.get(bits, 0.95)
+        rho = qt.correlation(w)
+        if objective == "minmax":
+            assert MINMAX_RHO[bits] < rho and (bits > 5 or rho < FIT_RHO[bits]), rho
+        else:
+            assert rho > FIT_RHO[bits], rho
         if pm:
             np.testing.assert_allclose(qt.dequantize().mean(axis=(1, 2, 3)), w.mean(axis=(1, 2, 3)), atol=1e-6)
 
 
-def test_fits_are_never_below_minmax():
-    rng = np.random.default_rng(5)
-    w = rng.standard_t(3, size=(32, 64))
-    for bits in (2, 4):
-        for pm in (False, True):
-            mm = quantize(w, bits, "normal", "minmax", axis=0, preserve_mean=pm)
-            co = quantize(w, bits, "normal", "correlation", axis=0, preserve_mean=pm)
-            if pm:  # an offset is stored: Pearson rho is what the fit maximises
-                assert np.all(co.correlation(w, per_row=True) >= mm.correlation(w, per_row=True) - 1e-9)
-            else:  # no offset: the uncentred correlation <w,Q>/(|w||Q|)
-                assert np.all(_uncentred(co, w) >= _uncentred(mm, w) - 1e-9)
-
-
-def _uncentred(qt, w):
-    q = qt.dequantize().astype(np.float64)
-    return np.sum(q * w, 1) / np.sqrt(np.sum(q * q, 1) * np.sum(w * w, 1))
+# Fits against a brute-force optimum (every scheme and objective): test_fit_optimality.py.
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -200,7 +202,7 @@ def test_constant_rows_are_exact():
             deq = qt.dequantize()
             for r in (0, 1, 2, 4):
                 np.testing.assert_array_equal(deq[r], w[r])
-            assert np.corrcoef(deq[3], w[3])[0, 1] > 0.95
+            assert np.corrcoef(deq[3], w[3])[0, 1] > 0.997  # measured 0.9971 .. 0.9992, absmax included
 
 
 def test_save_load_round_trip_is_bit_identical(tmp_path):
