@@ -1,4 +1,4 @@
-"""Command line of the Hopfield simulator: ``python -m hopfield {demo,capacity,basins,recall,patterns,watch}``.
+"""Command line of the Hopfield simulator: ``python -m hopfield {demo,capacity,basins,recall,patterns,watch,beyond-hebb}``.
 
 Every study writes a tidy CSV, a JSON sidecar (parameters, versions, seed, timing) and
 plots into ``--out``.  Sweeps are resumable: finished tasks are kept in ``OUT/tasks`` and
@@ -21,6 +21,7 @@ EXAMPLES = {
     "recall": "python -m hopfield recall --patterns X.npy --cues C.npy --bits 3 --scheme exponential --out rec",
     "patterns": "python -m hopfield patterns --text HOPFIELD --size 16 16 --out letters",
     "watch": "python -m hopfield watch --text HOPFIELD --size 16 16 --target 2 --noise 0.2 --bits 3 --rule projection --out watch",
+    "beyond-hebb": "python -m hopfield beyond-hebb --quick --parts capacity recall --out beyond",
 }
 
 
@@ -192,6 +193,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="animation format (mp4 needs ffmpeg)")
     w.add_argument("--fps", type=float, default=4.0, help="animation frames per second")
     _common(w, sweep=False)
+
+    bh = sub.add_parser("beyond-hebb", help="perceptron, sparse and diluted networks under quantization",
+                        formatter_class=fmt,
+                        description="Learning rules beyond Hebb (hopfield/beyond_hebb.py): perceptron capacity versus "
+                        "the margin kappa next to Gardner's bound, recall versus weight bits for perceptron networks "
+                        "beside Hebbian ones, sparse patterns (covariance rule) next to Tsodyks-Feigel'man, and "
+                        "dilution beside quantization; writes the CSVs, plots, summary.txt and beyond_hebb.json. "
+                        "--quick runs every part at small sizes. "
+                        f"Example: {EXAMPLES['beyond-hebb']}")
+    bh.add_argument("--parts", nargs="+", default=["capacity", "recall", "sparse", "dilution"],
+                    choices=["capacity", "recall", "sparse", "dilution"], help="which parts of the study to run")
+    bh.add_argument("--quick", action="store_true", help="small sizes: a smoke run of every part")
+    bh.add_argument("--size", choices=["full", "quick", "tiny"], default=None, help=argparse.SUPPRESS)
+    _common(bh, sweep=False)
     return parser
 
 
@@ -453,14 +468,30 @@ def _watch(args) -> None:
               f"{'' if args.animation == 'none' else f'recall.{args.animation}, '}watch.json")
 
 
+def _beyond_hebb(args) -> None:
+    from . import beyond_hebb
+    from ._io import write_json
+
+    if "png" not in args.formats:
+        raise ValueError("beyond-hebb writes png plots only; drop --formats or use --formats png")
+    size = args.size or ("quick" if args.quick else "full")
+    t0 = time.perf_counter()
+    beyond_hebb.run(args.out, args.parts, size, args.seed, log=None if args.quiet else print)
+    params = dict(parts=list(args.parts), size=size, configuration=beyond_hebb.configs(size))
+    write_json(_sidecar(args, "beyond-hebb", params, time.perf_counter() - t0), args.out / "beyond_hebb.json")
+    if not args.quiet:
+        print(f"wrote the CSVs, plots and summary into {args.out}")
+
+
 def main(argv: list[str] | None = None) -> int:
     from quantization._io import run_command
 
     args = build_parser().parse_args(argv)
     resume = "interrupted: finished tasks are kept; run the same command again to resume"
     handlers = {"demo": _demo, "capacity": _capacity, "basins": _basins, "recall": _recall, "patterns": _patterns,
-                "watch": _watch}
-    return run_command(handlers[args.command], args, resume if args.command in ("demo", "capacity", "basins")
+                "watch": _watch, "beyond-hebb": _beyond_hebb}
+    return run_command(handlers[args.command], args, resume if args.command in ("demo", "capacity", "basins",
+                                                                                 "beyond-hebb")
                        else "interrupted")
 
 

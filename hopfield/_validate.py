@@ -81,3 +81,14 @@ def check_fraction(value: object, name: str, low: float = 0.0, high: float = 1.0
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not low <= float(value) <= high:
         raise ValueError(f"{name} must be a number in [{low}, {high}], got {value!r}.")
     return float(value)
+
+
+DEVICES = ("cpu", "cuda")
+
+
+def check_device(device: object, name: str = "device") -> str:
+    """``device`` as "cpu" or "cuda", or a ValueError that names the argument."""
+    if not isinstance(device, str) or device not in DEVICES:
+        raise ValueError(f"{name}={device!r} is not supported; use 'cpu' (numba on the CPU cores) or 'cuda' "
+                         "(one NVIDIA GPU through numba-cuda: pip install \"hopfield-quant[cuda]\").")
+    return device

@@ -18,14 +18,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from quantization import QuantizedTensor, quantize
+from quantization import _core as _qcore
 
 from . import _kernels as K
-from ._validate import check_patterns, check_positive_int, check_states, check_weights
+from ._device import cuda_backend
+from ._validate import check_device, check_patterns, check_positive_int, check_states, check_weights
 
 __all__ = ["HopfieldNetwork", "QuantizedHopfieldNetwork", "RecallResult", "DYNAMICS", "RULES"]
 
 DYNAMICS = ("async", "async-fixed", "sync", "glauber")
-RULES = ("hebb", "projection", "storkey")
+RULES = ("hebb", "projection", "storkey", "perceptron")
 _TILE_ELEMENTS = 1 << 22  # rows of W dequantized at a time for the initial fields (32 MiB float64)
 _F32_EXACT_INTEGERS = 1 << 24  # float32 holds every integer up to 2**24 exactly
 _MAX_SWEEPS = int(np.iinfo(np.int64).max)  # the kernels count sweeps in int64
@@ -71,8 +73,11 @@ class _Network:
     def _table_weights(self) -> K.TableWeights:
         raise NotImplementedError
 
-    def _run(self, S, seeds, run: K.RunOptions, sweeps, conv):
+    def _run(self, S, seeds, run: K.RunOptions, sweeps, conv, device: str = "cpu"):
         """Run the dynamics kernel in place on the states S."""
+        if device == "cuda":
+            cuda_backend().recall_table(self._table_weights(), S, seeds, run, sweeps, conv, self._fields)
+            return
         K.recall(self._table_weights(), S, self._fields(S), seeds, run, sweeps, conv)
 
     def _tile(self, r0: int, r1: int) -> np.ndarray:
@@ -116,6 +121,7 @@ class _Network:
         max_sweeps: int = 100,
         temperature: float = 0.0,
         seed: int | np.random.Generator | None = None,
+        device: str = "cpu",
     ) -> RecallResult:
         """Run the dynamics from each cue until a fixed point or ``max_sweeps``.
 
@@ -137,6 +143,13 @@ class _Network:
         seed : int, Generator or None
             Update orders and Glauber noise; each cue gets its own derived seed, so
             results do not depend on the number of threads.
+        device : {"cpu", "cuda"}, default "cpu"
+            ``cuda``: one NVIDIA GPU through numba-cuda (``pip install
+            "hopfield-quant[cuda]"``), one cue per thread block, with the same
+            per-cue streams, visiting orders, ties and field arithmetic as the CPU, so
+            states, sweeps and flags equal the CPU's (see ``hopfield/_cuda.py``; for
+            ``glauber`` up to exp's last bit, about 1e-16 per update).  Results come
+            back as host arrays.
 
         Returns
         -------
@@ -146,7 +159,15 @@ class _Network:
         ------
         ValueError
             Unknown ``dynamics``, ``max_sweeps`` outside [1, 2**63 - 1], a temperature
-            that does not fit the dynamics, or cues of the wrong length or values.
+            that does not fit the dynamics, cues of the wrong length or values, or a
+            ``device`` other than "cpu" and "cuda".
+        ImportError
+            ``device="cuda"`` without numba-cuda.
+        RuntimeError
+            ``device="cuda"`` without a usable GPU.
+        MemoryError
+            ``device="cuda"`` when the weights and the cues' state exceed the GPU's free
+            memory (refused before anything is allocated; the message gives the sizes).
         """
         if dynamics not in DYNAMICS:
             raise ValueError(f"dynamics={dynamics!r} is not supported; choose one of {', '.join(map(repr, DYNAMICS))}.")
@@ -158,12 +179,13 @@ class _Network:
                 raise ValueError(f"temperature must be a finite number > 0 for glauber dynamics, got {temperature!r}.")
         elif T != 0.0:
             raise ValueError(f"temperature={temperature!r} applies only to dynamics='glauber'; use 0 for {dynamics!r}.")
+        device = check_device(device)
         S, was_1d = check_states(cues, self.n_neurons, "cues")
         S = S.copy()
         seeds = _seed_per_cue(seed, len(S))
         sweeps = np.zeros(len(S), np.int64)
         conv = np.zeros(len(S), np.bool_)
-        self._run(S, seeds, K.RunOptions(max_sweeps, _MODES[dynamics], T), sweeps, conv)
+        self._run(S, seeds, K.RunOptions(max_sweeps, _MODES[dynamics], T), sweeps, conv, device)
         if was_1d:
             return RecallResult(S[0], sweeps[0], conv[0])
         return RecallResult(S, sweeps, conv)
@@ -212,18 +234,29 @@ class HopfieldNetwork(_Network):
         self.weights.flags.writeable = False
         self.n_neurons = W.shape[0]
         self.symmetric = bool(np.array_equal(W, W.T))
+        self.training_report = None
         if not self.symmetric:
             warnings.warn("weights are not symmetric: asynchronous dynamics may not decrease the energy "
                           "and may not reach a fixed point.", UserWarning, stacklevel=2)
 
     @classmethod
-    def from_patterns(cls, patterns: np.ndarray, rule: str = "hebb") -> HopfieldNetwork:
+    def from_patterns(
+        cls,
+        patterns: np.ndarray,
+        rule: str = "hebb",
+        *,
+        device: str = "cpu",
+        kappa: float | None = None,
+        max_epochs: int | None = None,
+        symmetric: bool | None = None,
+        seed: int | np.random.Generator | None = None,
+    ) -> HopfieldNetwork:
         """Store patterns with a learning rule.
 
         Parameters
         ----------
         patterns : array of +-1, shape (n_patterns, n_neurons)
-        rule : {"hebb", "projection", "storkey"}, default "hebb"
+        rule : {"hebb", "projection", "storkey", "perceptron"}, default "hebb"
             ``hebb``: W = X^T X / N, zero diagonal (Hopfield 1982).  ``projection``:
             W = X^T (X X^T)^+ X, the orthogonal projection onto the span of the
             patterns (pseudo-inverse, Personnaz et al. 1986), zero diagonal.  With the
@@ -236,7 +269,28 @@ class HopfieldNetwork(_Network):
             shrinks as r approaches N: P well below N for useful basins.  Patterns
             that span all N dimensions are refused (W would be 0), and a nearly
             singular Gram matrix X X^T gives a warning.  ``storkey``: Storkey's (1997)
-            local incremental rule, O(P N^2).
+            local incremental rule, O(P N^2).  ``perceptron``: every neuron's incoming
+            weights trained until each pattern has normalised stability >= ``kappa``
+            (Gardner 1988; :func:`hopfield.learning.perceptron_weights`, which stores
+            up to Gardner's bound ``gardner_capacity(kappa)`` * N patterns, 2N at
+            kappa = 0).  Its W is not symmetric in general: the energy
+            -1/2 s^T W s is then no Lyapunov function, asynchronous dynamics need not
+            reach a fixed point (they may cycle), and ``quantize`` need not warn about
+            symmetry it cannot break.  Every pattern that reached the margin is still
+            a fixed point under any update order.  ``symmetric=True`` returns
+            (W + W^T) / 2: energy descent comes back, but the stabilities, and with
+            them the fixed points, are no longer guaranteed (the report counts the
+            patterns that are not fixed points).  The training report is kept as
+            ``net.training_report`` (None for the other rules).
+        kappa, max_epochs, symmetric, seed
+            Only for ``rule="perceptron"`` (defaults 0.0, 1000, False, None): the
+            stability margin, the epoch limit per neuron, whether to symmetrise W, and
+            the seed of the update orders; see
+            :func:`hopfield.learning.perceptron_weights`.
+        device : {"cpu", "cuda"}, default "cpu"
+            ``cuda``: the Hebbian sums on one NVIDIA GPU (numba-cuda), in slabs of rows
+            copied into the host W; the same float32 weights as the CPU's.  Only
+            ``rule="hebb"`` runs there.
 
         Returns
         -------
@@ -246,19 +300,49 @@ class HopfieldNetwork(_Network):
         ------
         ValueError
             Patterns that are not +-1 of shape (P, N) with N >= 2, an unknown
-            ``rule``, or for ``projection`` patterns spanning all N dimensions.
+            ``rule``, for ``projection`` patterns spanning all N dimensions, or a
+            ``device`` other than "cpu" and "cuda" (or "cuda" with another rule),
+            ``kappa``, ``max_epochs``, ``symmetric`` or ``seed`` given with a rule
+            other than "perceptron", or (perceptron) kappa < 0 or max_epochs < 1.
+        ImportError, RuntimeError, MemoryError
+            ``device="cuda"`` without numba-cuda, without a GPU, or with too little
+            free GPU memory (see :meth:`recall`).
 
         Warns
         -----
         UserWarning
             For ``projection``, when the Gram matrix of the patterns is
             ill-conditioned (nearly dependent patterns): W is then inaccurate.
+        hopfield.learning.ConvergenceWarning
+            For ``perceptron``, when some neuron did not reach the margin within
+            ``max_epochs`` (the best weights are kept; see ``net.training_report``).
         """
         X = check_patterns(patterns)
         if rule not in RULES:
             raise ValueError(f"rule={rule!r} is not supported; choose one of {', '.join(map(repr, RULES))}.")
+        extras = dict(kappa=kappa, max_epochs=max_epochs, symmetric=symmetric, seed=seed)
+        if rule != "perceptron":
+            given = [k for k, v in extras.items() if v is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} apply only to rule='perceptron', got rule={rule!r}; "
+                                 "drop them or use rule='perceptron'.")
+        elif check_device(device) == "cpu":
+            from .learning import perceptron_weights  # lazy: the training kernels compile on first use
+
+            W, report = perceptron_weights(X, kappa=0.0 if kappa is None else kappa,
+                                           max_epochs=1000 if max_epochs is None else max_epochs,
+                                           symmetric=bool(symmetric), seed=seed)
+            np.fill_diagonal(W, 0.0)
+            net = cls._trusted(W.astype(np.float32, copy=False), symmetric=bool(np.array_equal(W, W.T)))
+            net.training_report = report
+            return net
         P, N = X.shape
-        if rule == "hebb":
+        if check_device(device) == "cuda" and rule != "hebb":
+            raise ValueError(f"device='cuda' stores with rule='hebb' only, got rule={rule!r}; store with "
+                             "device='cpu' (recall and quantize can still use device='cuda').")
+        if rule == "hebb" and device == "cuda":
+            W = cuda_backend().hebb(X)  # the CPU's float32 values, zero diagonal
+        elif rule == "hebb":
             Xf = X.astype(np.float32)
             W = (Xf.T @ Xf) / np.float32(N)  # integer sums: exact in float32 for P < 2**24
         elif rule == "projection":
@@ -266,7 +350,7 @@ class HopfieldNetwork(_Network):
         else:
             W = np.zeros((N, N))
             K.storkey(X.astype(np.float64), W)
-        W = W.astype(np.float32)
+        W = W.astype(np.float32, copy=False)  # no second N^2 copy when already float32
         np.fill_diagonal(W, 0.0)
         if rule == "projection":
             W = (W + W.T) / np.float32(2)  # remove rounding asymmetry
@@ -275,14 +359,15 @@ class HopfieldNetwork(_Network):
         return cls._trusted(W)
 
     @classmethod
-    def _trusted(cls, W: np.ndarray) -> HopfieldNetwork:
-        """Wrap symmetric, finite float32 weights with zero diagonal, without the O(N^2)
-        checks of ``__init__`` (the learning rules guarantee them)."""
+    def _trusted(cls, W: np.ndarray, symmetric: bool = True) -> HopfieldNetwork:
+        """Wrap finite float32 weights with zero diagonal, without the O(N^2) checks of
+        ``__init__`` (the learning rules guarantee them); ``symmetric`` says whether W is."""
         net = cls.__new__(cls)
         net.weights = W
         net.weights.flags.writeable = False
         net.n_neurons = W.shape[0]
-        net.symmetric = True
+        net.symmetric = bool(symmetric)
+        net.training_report = None
         return net
 
     def _table_weights(self) -> K.TableWeights:
@@ -302,6 +387,7 @@ class HopfieldNetwork(_Network):
         group_size: int | None = None,
         gain: str = "unbiased",
         preserve_mean: bool = False,
+        device: str = "cpu",
     ) -> QuantizedHopfieldNetwork:
         """A network that runs on the quantized weights (codes + codebook).
 
@@ -314,6 +400,10 @@ class HopfieldNetwork(_Network):
         The sign dynamics ignore a global scale, so ``gain`` only matters with
         per-row codebooks or ``preserve_mean``.
 
+        ``device="cuda"``: the levels are fitted on the host as always (on a sample of W),
+        and the encode of all N^2 weights to codes, with the sums that set the gain, runs
+        on one NVIDIA GPU in pieces; the result is the same QuantizedTensor as the CPU's.
+
         Returns
         -------
         QuantizedHopfieldNetwork
@@ -322,9 +412,13 @@ class HopfieldNetwork(_Network):
         """
         if axis not in (None, 0):
             raise ValueError(f"axis={axis!r}: use None (one codebook for W) or 0 (one per row/postsynaptic neuron).")
-        qt = quantize(self.weights, bits, scheme, objective, axis=axis, group_size=group_size, gain=gain,
-                      preserve_mean=preserve_mean)
-        if axis is not None or group_size is not None:
+        if check_device(device) == "cuda":  # the core's fit, the GPU's encode
+            qt = _qcore._quantize(self.weights, bits, scheme, objective, axis, group_size, gain=gain,
+                                  preserve_mean=preserve_mean, seed=None, encode=cuda_backend().encode)
+        else:
+            qt = quantize(self.weights, bits, scheme, objective, axis=axis, group_size=group_size, gain=gain,
+                          preserve_mean=preserve_mean)
+        if self.symmetric and (axis is not None or group_size is not None):
             warnings.warn("per-row or per-group codebooks break the symmetry of W: energy descent is no longer "
                           "guaranteed (use axis=None to keep W symmetric).", UserWarning, stacklevel=2)
         qnet = QuantizedHopfieldNetwork(qt, symmetric=self.symmetric and axis is None and group_size is None)
@@ -436,9 +530,12 @@ class QuantizedHopfieldNetwork(_Network):
         Mp = (M[:, None] - S).astype(np.float64)
         return self._scale * (U - self._z * Mp) + self._off * Mp
 
-    def _run(self, S, seeds, run, sweeps, conv):
+    def _run(self, S, seeds, run, sweeps, conv, device="cpu"):
         if not self._affine:
-            return super()._run(S, seeds, run, sweeps, conv)
+            return super()._run(S, seeds, run, sweeps, conv, device)
+        if device == "cuda":
+            w = K.AffineWeights(self.quantized.codes, self._scale, self._z, self._off)
+            return cuda_backend().recall_affine(w, S, seeds, run, sweeps, conv)
         U, M = self._integer_sums(S)
         w = K.AffineWeights(self.quantized.codes, self._scale, self._z, self._off)
         K.recall_affine(w, S, U, M, seeds, run, sweeps, conv)

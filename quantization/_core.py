@@ -456,6 +456,14 @@ def quantize(
     >>> bool(qt.correlation(w) > 0.99)
     True
     """
+    return _quantize(w, bits, scheme, objective, axis, group_size, gain=gain, preserve_mean=preserve_mean, seed=seed,
+                     encode=_encode.encode)
+
+
+def _quantize(w, bits, scheme, objective, axis, group_size, *, gain, preserve_mean, seed, encode) -> QuantizedTensor:
+    """:func:`quantize` with the encode step given: ``encode(X, center, scale, fit_levels,
+    codes, stats)`` under the contract of :func:`_encode.encode` (same codes and sums bit for
+    bit).  The fit always runs here; hopfield's CUDA backend passes its device encode."""
     bits = check_bits(bits)
     scheme = check_choice(scheme, SCHEMES, "scheme")
     objective = check_choice(objective, OBJECTIVES, "objective")
@@ -485,7 +493,8 @@ def quantize(
             code_blocks.append(np.empty(block.shape, np.uint8))
             param_blocks.append(np.empty((0, n_params(scheme, bits))))
             continue
-        c, p = _quantize_rows(np.ascontiguousarray(block), bits, scheme, objective, gain, bool(preserve_mean), seed)
+        c, p = _quantize_rows(np.ascontiguousarray(block), bits, scheme, objective, gain, bool(preserve_mean), seed,
+                              encode)
         code_blocks.append(c)
         param_blocks.append(p)
     params = _join_row_params(param_blocks, shape, group_size)
@@ -502,7 +511,7 @@ _F32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32, 1.18e-3
 
 
 def _quantize_rows(X: np.ndarray, bits: int, scheme: str, objective: str, gain: str, preserve_mean: bool,
-                   seed) -> tuple[np.ndarray, np.ndarray]:
+                   seed, encode=_encode.encode) -> tuple[np.ndarray, np.ndarray]:
     """Codes (R, n) uint8 and float64 params (R, P) for equal-length rows ``X``."""
     Kc = 1 << bits
     R, n = X.shape
@@ -545,7 +554,7 @@ def _quantize_rows(X: np.ndarray, bits: int, scheme: str, objective: str, gain: 
 
     codes_rows = np.empty((R, n), np.uint8)
     stats = np.empty((R, 5))
-    _encode.encode(X, center, A, fit_levels, codes_rows, stats)
+    encode(X, center, A, fit_levels, codes_rows, stats)
     g, o = _gain_offset(stats, n, gain, preserve_mean)
 
     P = n_params(scheme, bits)

@@ -6,6 +6,11 @@ from hypothesis import HealthCheck, settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+# The CUDA backend's tests (test_cuda.py) run on numba-cuda's simulator unless the variable
+# is already set (NUMBA_ENABLE_CUDASIM=0 on a GPU machine runs them on the GPU).  It must be
+# set before numba.cuda is first imported; numba's CPU target ignores it.
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
+
 # Derandomized in CI so a red run is reproducible; no deadline because the first
 # example of a test may include numba compilation.
 settings.register_profile(

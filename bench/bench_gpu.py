@@ -1,0 +1,209 @@
+"""The GPU backend against the CPU and PyTorch: store, quantize, recall at N = 10k ... 100k.
+
+One command on a GPU machine (numba-cuda with the CUDA libraries: pip install ".[cuda]"):
+
+    python bench/bench_gpu.py --out bench/results/gpu
+
+and a quick self-check anywhere (small N; the CUDA rows run on a GPU, on numba-cuda's
+simulator when NUMBA_ENABLE_CUDASIM=1, or are skipped with the reason):
+
+    python bench/bench_gpu.py --quick --out /tmp/bench_gpu
+
+For each N (P = N / 10 patterns, 1,000 cues with 10% flipped bits, 4-bit uniform codes):
+store (Hebb), quantize, asynchronous and synchronous recall on the codes, asynchronous
+recall on float32 W, each with device="cpu" (up to --cpu-max-n) and device="cuda", and
+PyTorch's synchronous recall S = sign(S @ W) until no change (ties keep the state) on
+float16 W (float32 on a CPU).  Every CUDA recall row also says whether the first --check
+cues ended exactly as on the CPU (states, sweeps, flags).  The CUDA kernels are compiled
+on a small network first.  Rows go to <out>/bench_gpu.txt and <out>/bench_gpu.csv as they
+are measured, so a run cut short keeps what it measured.
+"""
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the package, installed or not
+from _machine import describe  # noqa: E402
+
+from hopfield import HopfieldNetwork, flip_noise, random_patterns, target_overlaps  # noqa: E402
+from hopfield import _device  # noqa: E402
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def cuda_status():
+    """(usable, description): whether device='cuda' can run here, and on what."""
+    try:
+        backend = _device.cuda_backend()
+    except (ImportError, RuntimeError) as e:
+        return False, f"CUDA rows skipped: {e}"
+    from numba import cuda
+
+    if backend.SIMULATOR:
+        return True, "CUDA rows on numba-cuda's simulator (NUMBA_ENABLE_CUDASIM=1): a code-path check, not a timing"
+    dev = cuda.get_current_device()
+    free, total = backend.free_memory()
+    return True, f"GPU: {dev.name.decode() if isinstance(dev.name, bytes) else dev.name}, " \
+                 f"compute capability {dev.compute_capability}, {total / 1e9:.1f} GB ({free / 1e9:.1f} GB free)"
+
+
+def torch_sync(W, cues):
+    """PyTorch synchronous recall on float16 W (GPU) or float32 W (CPU): (seconds, states,
+    GEMMs, label), or None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    gpu = torch.cuda.is_available()
+    dev, dt = ("cuda", torch.float16) if gpu else ("cpu", torch.float32)
+    Wt = torch.from_numpy(np.array(W, np.float32)).to(dev, dt)  # a writable copy
+    S0 = torch.from_numpy(cues.astype(np.float32)).to(dev, dt)
+
+    def run():
+        S, prev = S0.clone(), None
+        for it in range(100):
+            H = S @ Wt
+            new = torch.where(H > 0, 1.0, torch.where(H < 0, -1.0, S)).to(dt)
+            if torch.equal(new, S) or (prev is not None and torch.equal(new, prev)):
+                break
+            prev, S = S, new
+        if gpu:
+            torch.cuda.synchronize()
+        return S, it + 1
+
+    run()  # warm-up (cuBLAS handles, allocator)
+    t, (S, gemms) = timed(run)
+    label = "torch float16 GPU" if gpu else "torch float32 CPU"
+    return t, S.cpu().numpy().astype(np.int8), gemms, label
+
+
+class Report:
+    """Prints each row and appends it to <out>/bench_gpu.txt and .csv at once."""
+
+    FIELDS = ["n", "step", "device", "seconds", "equal_to_cpu", "note"]
+
+    def __init__(self, out: Path, header: str):
+        out.mkdir(parents=True, exist_ok=True)
+        self.txt, self.csv = out / "bench_gpu.txt", out / "bench_gpu.csv"
+        self.txt.write_text(header + "\n")
+        with open(self.csv, "w", newline="") as f:
+            csv.writer(f).writerow(self.FIELDS)
+        print(header)
+
+    def line(self, text: str):
+        print(text, flush=True)
+        with open(self.txt, "a") as f:
+            f.write(text + "\n")
+
+    def row(self, n, step, device, seconds, equal="", note=""):
+        sec = f"{seconds:10.3f}" if seconds is not None else f"{'-':>10}"
+        self.line(f"{n:>8,}  {step:<44}{device:<20}{sec}  {equal:<6}{note}")
+        with open(self.csv, "a", newline="") as f:
+            csv.writer(f).writerow([n, step, device, "" if seconds is None else f"{seconds:.4f}", equal, note])
+
+
+def same(a, b) -> str:
+    ok = (np.array_equal(a.states, b.states) and np.array_equal(a.sweeps, b.sweeps)
+          and np.array_equal(a.converged, b.converged))
+    return "yes" if ok else "NO"
+
+
+def warm_up(use_cuda: bool):
+    X = random_patterns(6, 64, seed=0)
+    cues = flip_noise(X, 0.1, seed=1)
+    for dev in ["cpu"] + (["cuda"] if use_cuda else []):
+        net = HopfieldNetwork.from_patterns(X, device=dev)
+        q = net.quantize(4, device=dev)
+        for model in (net, q):
+            model.recall(cues, seed=0, device=dev)
+            model.recall(cues, dynamics="sync", device=dev)
+
+
+def bench_size(rep: Report, N: int, n_cues: int, use_cuda: bool, cpu: bool, n_check: int, seed: int):
+    P = max(1, N // 10)
+    X = random_patterns(P, N, seed=seed)
+    targets = X[np.arange(n_cues) % P]
+    cues = flip_noise(targets, 0.1, seed=seed + 1)
+    fp = _device.footprint("recall", N, n_cues=n_cues, weights="affine")
+    rep.line(f"\nN={N:,}, P={P:,}, {n_cues:,} cues; GPU footprint of recall on codes: {_device.size_text(fp.total)}")
+    devices = (["cpu"] if cpu else []) + (["cuda"] if use_cuda else [])
+    nets, qs, results = {}, {}, {}
+    for dev in devices:
+        t, nets[dev] = timed(lambda: HopfieldNetwork.from_patterns(X, device=dev))
+        rep.row(N, "store (Hebb)", dev, t)
+        t, qs[dev] = timed(lambda: nets[dev].quantize(4, "uniform", device=dev))
+        equal = ""
+        if dev == "cuda" and "cpu" in qs:
+            equal = "yes" if (np.array_equal(qs["cpu"].quantized.codes, qs[dev].quantized.codes)
+                              and np.array_equal(qs["cpu"].quantized.params, qs[dev].quantized.params)) else "NO"
+        rep.row(N, "quantize 4-bit uniform (+ rho)", dev, t, equal, f"rho {qs[dev].rho:.4f}")
+    ref = nets.get("cpu") or nets.get("cuda")
+    for dev in devices:
+        for label, model, dynamics in (("recall async, 4-bit codes", qs[dev], "async"),
+                                       ("recall sync, 4-bit codes", qs[dev], "sync"),
+                                       ("recall async, float32 W", nets[dev], "async")):
+            t, res = timed(lambda: model.recall(cues, dynamics=dynamics, seed=seed, device=dev))
+            results[(label, dev)] = t
+            equal = ""
+            if dev == "cuda":  # the same first cues on the CPU, from the same network
+                k = min(n_check, n_cues)
+                equal = same(model.recall(cues[:k], dynamics=dynamics, seed=seed),
+                             model.recall(cues[:k], dynamics=dynamics, seed=seed, device="cuda"))
+            note = f"overlap {target_overlaps(res.states, targets).mean():.4f}, sweeps {res.sweeps.mean():.2f}"
+            if dev == "cuda" and (label, "cpu") in results:
+                note += f", {results[(label, 'cpu')] / t:.1f}x the CPU"
+            rep.row(N, label, dev, t, equal, note)
+    out = torch_sync(ref.weights, cues)
+    if out is None:
+        rep.row(N, "PyTorch sync S = sign(S @ W)", "-", None, "", "skipped: torch is not installed")
+    else:
+        t, S, gemms, label = out
+        note = f"{gemms} GEMMs, overlap {target_overlaps(S, targets).mean():.4f}"
+        if ("recall sync, 4-bit codes", "cuda") in results:
+            note += f"; CUDA sync recall / this = {results[('recall sync, 4-bit codes', 'cuda')] / t:.2f}"
+        rep.row(N, "PyTorch sync S = sign(S @ W)", label, t, "", note)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True, help="folder for bench_gpu.txt and bench_gpu.csv")
+    ap.add_argument("--sizes", default=None, help="comma-separated N (default 10000,30000,100000; --quick: 1000)")
+    ap.add_argument("--cues", type=int, default=None, help="cues per size (default 1000; --quick: 200)")
+    ap.add_argument("--cpu-max-n", type=int, default=30_000, help="largest N with CPU rows (default 30000)")
+    ap.add_argument("--check", type=int, default=8, help="cues compared with the CPU per CUDA recall row")
+    ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda",
+                    help="cpu: CPU rows only; cuda (default): CPU and CUDA rows, CUDA skipped without a GPU")
+    ap.add_argument("--quick", action="store_true", help="small sizes: a self-check of this script")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    use_cuda, status = cuda_status() if a.device == "cuda" else (False, "CUDA rows not requested (--device cpu)")
+    simulator = use_cuda and os.environ.get("NUMBA_ENABLE_CUDASIM", "0") not in ("", "0")
+    default_sizes = "1000" if a.quick else "10000,30000,100000"
+    sizes = [int(s) for s in (a.sizes or default_sizes).split(",")]
+    n_cues = a.cues or (200 if a.quick else 1000)
+    if simulator and a.sizes is None:
+        sizes, n_cues = [48], min(n_cues, 4)  # the simulator runs Python threads: tiny sizes only
+    rep = Report(a.out, f"{describe()}\n{status}\n"
+                        f"{'N':>8}  {'step':<44}{'device':<20}{'seconds':>10}  {'equal':<6}note")
+    t, _ = timed(lambda: warm_up(use_cuda))
+    rep.line(f"warm-up (JIT of every CPU and CUDA kernel on N=64): {t:.1f} s")
+    for N in sizes:
+        bench_size(rep, N, n_cues, use_cuda, N <= a.cpu_max_n, a.check, a.seed)
+    if not use_cuda:
+        rep.line(f"\n{status}")
+    rep.line(f"\nwritten: {rep.txt} and {rep.csv}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,660 @@
+"""CUDA kernels of the Hopfield simulator (numba-cuda): Hebbian store, encode, recall.
+
+Imported only by :func:`hopfield._device.cuda_backend`, so ``import hopfield`` never needs
+numba-cuda.  network.py validates; the wrappers here check that the arrays fit in the GPU's
+free memory before they allocate anything, move host arrays in and out, and launch the
+kernels.  With ``NUMBA_ENABLE_CUDASIM=1`` (set before numba.cuda is imported) everything
+runs on numba-cuda's simulator, which is how the tests run without a GPU.
+
+Same results as the CPU kernels (``hopfield/_kernels.py``), bit for bit:
+
+* Randomness: each cue's SplitMix64 stream starts from the same 64-bit seed; thread 0 of
+  the cue's block runs the Fisher-Yates shuffle of ``K.shuffle``, then every thread of the
+  block takes the stream's state and steps it in lock-step for the Glauber draws.
+* Asynchronous dynamics: one cue per block.  The block walks the visiting order one neuron
+  at a time; every thread reads the same field and makes the same decision (ties keep the
+  state), and on a flip the threads update the fields of their own neurons j, each with the
+  float64 add of the CPU, h_j += W_ij d (d = +-2, an exact product), in the same order.
+* Synchronous dynamics: each thread decides its own neurons; the flips are then applied in
+  ascending neuron order as on the CPU, with the same 2-cycle test.
+* Initial fields: a tiled GEMM.  The CPU's come from BLAS, whose summation order is its
+  own; the two agree exactly when no partial sum of +-W_ij rounds in float64, which holds
+  when (N - 1) max|w| <= 2^53 lsb, lsb the last-place unit (float32) of the smallest nonzero
+  |w|: every weight is then a multiple of lsb and every sum a float64 number.  This is
+  checked (on the codebook, or on W by an exact min/max reduction); when it fails the host
+  computes the fields with the CPU's own code and uploads them.  The affine path of a
+  uniform whole-matrix codebook uses integer sums, exact in any order.
+* No fused multiply-add: NVVM contracts a float64 multiply followed by an add into one FMA
+  by default, rounding once where the CPU rounds twice.  Every float64 product that feeds
+  an add goes through :func:`_mul` (libdevice ``dmul_rn``, never contracted), except the
+  GEMM's +-1 x w products, which are exact so that an FMA rounds the same.
+* Glauber: the one operation that is not IEEE-exact is exp, from libdevice on the GPU (at
+  most 1 ulp from the true value) and from the C library on the CPU.  The two may differ in
+  the last bit, which changes a decision only when the uniform draw falls within that bit
+  of P(s = +1): about 1e-16 per update.  The simulator uses the C library, as the CPU does.
+* Hebbian store: integer sums, then float32(k) / float32(N) rounded once, as numpy does.
+* Encode: one thread per 65,536-element chunk sums its chunk in order, as the CPU's
+  ``quantization._encode.encode`` does per chunk; the host adds the chunk sums in order.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import NamedTuple
+
+import numpy as np
+from numba import cuda, njit
+from numba.cuda import libdevice
+
+from quantization._encode import N_STATS, STAT_SUM_Q, STAT_SUM_QQ, STAT_SUM_Y, STAT_SUM_YQ, STAT_SUM_YY
+
+from . import _device
+from . import _kernels as K
+
+SIMULATOR = bool(cuda.config.ENABLE_CUDASIM)
+THREADS = 128  # threads per cue block of the dynamics (tests on the simulator set fewer)
+TILE = 16  # GEMM tiles: TILE x TILE threads per block (compile-time shared-memory shape)
+ENCODE_THREADS = 128  # threads per block of the encode kernel (one chunk each)
+RANGE_THREADS = 256  # threads per block of the min/max reduction over float W
+RANGE_PER_THREAD = 1 << 12  # elements per thread of that reduction, at least
+
+# weight layouts of DeviceWeights
+FLOAT = 0  # float32 values
+CODES = 1  # uint8 codes into float32 codebook rows (TableWeights' indexing)
+AFFINE = 2  # uint8 codes of a uniform whole-matrix codebook, integer field sums
+
+_ASYNC_RANDOM = K.ASYNC_RANDOM
+_SYNC = K.SYNC
+_GLAUBER_EXP_MAX = K._GLAUBER_EXP_MAX
+_CHUNK = _device.ENCODE_CHUNK
+_N_STATS = N_STATS
+_F64_INTEGERS = 1 << 53  # float64 holds every integer multiple of u up to 2**53 u exactly
+_MAX_HEBB_PATTERNS = 1 << 24  # the CPU's float32 GEMM sums exactly below 2**24 patterns
+
+# SplitMix64, the constants of hopfield._kernels
+_GAMMA = K._SPLITMIX_GAMMA
+_MUL1 = K._SPLITMIX_MUL1
+_MUL2 = K._SPLITMIX_MUL2
+_SHIFT_UNIFORM = K._UNIFORM_BITS_SHIFT
+_INV_2_POW_53 = K._INV_2_POW_53
+_S30 = np.uint64(30)
+_S27 = np.uint64(27)
+_S31 = np.uint64(31)
+
+
+def _splitmix64_step(state):
+    """K.splitmix64: (new_state, 64-bit output); uint64 arithmetic wraps by design."""
+    state = state + _GAMMA
+    z = state
+    z = (z ^ (z >> _S30)) * _MUL1
+    z = (z ^ (z >> _S27)) * _MUL2
+    return state, z ^ (z >> _S31)
+
+
+if SIMULATOR:
+    @cuda.jit(device=True)
+    def _mul(a, b):
+        return np.float64(a) * np.float64(b)
+
+    @cuda.jit(device=True)
+    def _splitmix64(state):
+        # the simulator runs this on numpy scalars, which warn when uint64 wraps
+        with np.errstate(over="ignore"):
+            return _splitmix64_step(state)
+else:
+    @cuda.jit(device=True)
+    def _mul(a, b):
+        """a * b in float64, rounded on its own: never contracted into an FMA."""
+        return libdevice.dmul_rn(np.float64(a), np.float64(b))
+
+    _splitmix64 = cuda.jit(device=True)(_splitmix64_step)
+
+
+class DeviceWeights(NamedTuple):
+    """The couplings on the GPU; the arrays a layout does not use are (1, 1) placeholders."""
+
+    layout: int  # FLOAT, CODES or AFFINE
+    values: object  # float32 (N, N) weights (FLOAT)
+    codes: object  # uint8 (N, N) codes (CODES, AFFINE)
+    codebook: object  # float32 (n_rows, 2**bits) (CODES)
+    group: int  # as K.TableWeights
+    rows_per_row: int
+    symmetric: bool
+    scale: float  # AFFINE: W_ij = scale (codes_ij - zero) + offset
+    zero: float
+    offset: float
+
+
+class CueState(NamedTuple):
+    """Per-cue arrays of the dynamics on the GPU (rows = cues); unused ones are placeholders."""
+
+    S: object  # int8 (C, N) states
+    H: object  # float64 (C, N) fields (FLOAT, CODES)
+    U: object  # int32 (C, N) integer sums (AFFINE)
+    M: object  # int64 (C,) sum of each state (AFFINE)
+    order: object  # int32 (C, N) visiting order (async random)
+    new: object  # int8 (C, N) next state (sync)
+    prev: object  # int8 (C, N) state two steps back (sync)
+
+
+# ------------------------------------------------------------------------------ RNG
+
+
+@cuda.jit(device=True)
+def _uniform01(state):
+    state, z = _splitmix64(state)
+    return state, np.float64(z >> _SHIFT_UNIFORM) * _INV_2_POW_53
+
+
+@cuda.jit(device=True)
+def _shuffle(state, order, c):
+    """K.shuffle of row c of ``order`` (one thread)."""
+    for k in range(order.shape[1] - 1, 0, -1):
+        state, u = _uniform01(state)
+        j = int(u * (k + 1))
+        t = order[c, k]
+        order[c, k] = order[c, j]
+        order[c, j] = t
+    return state
+
+
+# ------------------------------------------------------------------------ weights
+
+
+@cuda.jit(device=True)
+def _weight(w, i, j):
+    """W[i, j] in float64 (FLOAT and CODES layouts)."""
+    if w.layout == FLOAT:
+        return np.float64(w.values[i, j])
+    return np.float64(w.codebook[i * w.rows_per_row + j // w.group, w.codes[i, j]])
+
+
+@cuda.jit(device=True)
+def _field(w, st, c, i):
+    """Local field of neuron i of cue c, as K.field."""
+    if w.layout == AFFINE:
+        m = np.float64(st.M[c] - np.int64(st.S[c, i]))
+        return _mul(w.scale, np.float64(st.U[c, i]) - _mul(w.zero, m)) + _mul(w.offset, m)
+    return st.H[c, i]
+
+
+@cuda.jit(device=True)
+def _flip(w, st, c, i, d):
+    """The block's share of s_i changing by d = +-2: thread 0 writes s_i (and the sum of
+    the state), each thread updates the fields (or integer sums) of its own neurons j != i."""
+    t = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    N = st.S.shape[1]
+    if t == 0:
+        st.S[c, i] = np.int8(d // 2)
+        if w.layout == AFFINE:
+            st.M[c] += d
+    if w.layout == AFFINE:  # codes symmetric: row i is column i
+        di = np.int32(d)
+        for j in range(t, N, nt):
+            if j != i:
+                st.U[c, j] += di * np.int32(w.codes[i, j])
+    else:
+        dd = np.float64(d)
+        for j in range(t, N, nt):
+            if j != i:
+                wji = _weight(w, i, j) if w.symmetric else _weight(w, j, i)
+                st.H[c, j] += _mul(wji, dd)
+
+
+# ------------------------------------------------------------------------ dynamics
+
+
+@cuda.jit(device=True)
+def _run_async(w, st, c, seed, run, rng):
+    """K._run_async for cue c by the whole block; ``rng`` is a shared uint64 cell."""
+    t = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    N = st.S.shape[1]
+    random_order = run.mode == _ASYNC_RANDOM
+    T = run.temperature
+    state = seed
+    if random_order:
+        for j in range(t, N, nt):
+            st.order[c, j] = j
+    for sweep in range(run.max_sweeps):
+        if random_order:
+            cuda.syncthreads()  # the order is initialised, or read to the end by every thread
+            if t == 0:
+                state = _shuffle(state, st.order, c)
+                rng[0] = state
+            cuda.syncthreads()
+            state = rng[0]
+        flips = 0
+        for idx in range(N):
+            i = st.order[c, idx] if random_order else idx
+            hi = _field(w, st, c, i)
+            si = np.int64(st.S[c, i])
+            if T > 0.0:
+                state, u = _uniform01(state)
+                x = -2.0 * hi / T
+                p_up = 1.0 / (1.0 + math.exp(x)) if x < _GLAUBER_EXP_MAX else 0.0
+                new = 1 if u < p_up else -1
+            elif hi > 0.0:
+                new = 1
+            elif hi < 0.0:
+                new = -1
+            else:
+                new = si
+            if new != si:  # the same decision in every thread: the barriers match
+                cuda.syncthreads()  # every thread has read s_i and the field
+                _flip(w, st, c, i, 2 * new)
+                cuda.syncthreads()  # the new state and fields are visible
+                flips += 1
+        if flips == 0:
+            return sweep + 1, True
+    return run.max_sweeps, False
+
+
+@cuda.jit(device=True)
+def _run_sync(w, st, c, max_sweeps):
+    """K._run_sync for cue c by the whole block."""
+    t = cuda.threadIdx.x
+    nt = cuda.blockDim.x
+    N = st.S.shape[1]
+    for j in range(t, N, nt):
+        st.prev[c, j] = st.S[c, j]
+    for sweep in range(max_sweeps):
+        cuda.syncthreads()  # the last sweep's flips are visible
+        changed = 0
+        for i in range(t, N, nt):
+            hi = _field(w, st, c, i)
+            si = np.int64(st.S[c, i])
+            if hi > 0.0:
+                ni = 1
+            elif hi < 0.0:
+                ni = -1
+            else:
+                ni = si
+            st.new[c, i] = ni
+            if ni != si:
+                changed = 1
+        if cuda.syncthreads_or(changed) == 0:
+            return sweep + 1, True
+        cycle = False
+        if sweep > 0:
+            differs = 0
+            for i in range(t, N, nt):
+                if st.new[c, i] != st.prev[c, i]:
+                    differs = 1
+            cycle = cuda.syncthreads_or(differs) == 0
+        for i in range(t, N, nt):
+            st.prev[c, i] = st.S[c, i]
+        cuda.syncthreads()
+        for i in range(N):  # ascending, as the CPU applies them; prev holds the old state
+            ni = np.int64(st.new[c, i])
+            if ni != st.prev[c, i]:
+                _flip(w, st, c, i, 2 * ni)
+        if cycle:  # a 2-cycle: synchronous dynamics would alternate forever
+            return sweep + 1, False
+    return max_sweeps, False
+
+
+@cuda.jit
+def _recall_kernel(w, st, seeds, run, sweeps, converged):
+    """One block per cue (blockIdx.x); S and the fields or sums of ``st`` are updated in place."""
+    c = cuda.blockIdx.x
+    rng = cuda.shared.array(1, np.uint64)
+    if run.mode == _SYNC:
+        n, ok = _run_sync(w, st, c, run.max_sweeps)
+    else:
+        n, ok = _run_async(w, st, c, seeds[c], run, rng)
+    if cuda.threadIdx.x == 0:
+        sweeps[c] = n
+        converged[c] = ok
+
+
+# ----------------------------------------------------------------- initial fields
+
+
+@cuda.jit
+def _table_fields_kernel(w, S, H):
+    """H[c, i] = sum_{j != i} W[i, j] S[c, j] in float64; blocks of TILE x TILE threads,
+    cues along blockIdx.x, neurons along blockIdx.y.  The products +-1 x w are exact."""
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    C, N = S.shape
+    c0 = cuda.blockIdx.x * TILE
+    i0 = cuda.blockIdx.y * TILE
+    sS = cuda.shared.array((TILE, TILE), np.float64)  # [cue, j]
+    sW = cuda.shared.array((TILE, TILE), np.float64)  # [j, neuron]: reads along a warp are consecutive
+    acc = 0.0
+    for j0 in range(0, N, TILE):
+        c = c0 + ty
+        i = i0 + ty
+        j = j0 + tx
+        sS[ty, tx] = np.float64(S[c, j]) if c < C and j < N else 0.0
+        sW[tx, ty] = _weight(w, i, j) if i < N and j < N and i != j else 0.0
+        cuda.syncthreads()
+        for k in range(TILE):
+            acc += sS[ty, k] * sW[k, tx]
+        cuda.syncthreads()
+    c = c0 + ty
+    i = i0 + tx
+    if c < C and i < N:
+        H[c, i] = acc
+
+
+@cuda.jit
+def _affine_sums_kernel(codes, S, U):
+    """U[c, i] = sum_{j != i} codes[i, j] S[c, j] in int32, tiled as _table_fields_kernel."""
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    C, N = S.shape
+    c0 = cuda.blockIdx.x * TILE
+    i0 = cuda.blockIdx.y * TILE
+    sS = cuda.shared.array((TILE, TILE), np.int32)
+    sW = cuda.shared.array((TILE, TILE), np.int32)
+    acc = np.int32(0)
+    for j0 in range(0, N, TILE):
+        c = c0 + ty
+        i = i0 + ty
+        j = j0 + tx
+        sS[ty, tx] = np.int32(S[c, j]) if c < C and j < N else np.int32(0)
+        sW[tx, ty] = np.int32(codes[i, j]) if i < N and j < N and i != j else np.int32(0)
+        cuda.syncthreads()
+        for k in range(TILE):
+            acc += sS[ty, k] * sW[k, tx]
+        cuda.syncthreads()
+    c = c0 + ty
+    i = i0 + tx
+    if c < C and i < N:
+        U[c, i] = acc
+
+
+@cuda.jit
+def _abs_range_kernel(values, out):
+    """out[0] = max |w|, out[1] = min nonzero |w| over a float32 matrix (min/max atomics:
+    exact in any order); out must hold (0, inf) before."""
+    start = cuda.grid(1)
+    stride = cuda.gridsize(1)
+    R, N = values.shape
+    hi = np.float32(0.0)
+    lo = np.float32(np.inf)
+    for k in range(start, R * N, stride):
+        a = abs(values[k // N, k % N])
+        if a > hi:
+            hi = a
+        if a > 0 and a < lo:
+            lo = a
+    cuda.atomic.max(out, 0, hi)
+    cuda.atomic.min(out, 1, lo)
+
+
+# ------------------------------------------------------------------ store, encode
+
+
+@cuda.jit
+def _hebb_kernel(X, r0, W):
+    """W[a, j] = float32(sum_p X[p, r0 + a] X[p, j]) / float32(N), 0 where r0 + a == j: a
+    slab of rows of the Hebbian matrix from integer sums; TILE x TILE threads, slab rows
+    along blockIdx.y, columns along blockIdx.x."""
+    tx = cuda.threadIdx.x
+    ty = cuda.threadIdx.y
+    P, N = X.shape
+    B = W.shape[0]
+    a0 = cuda.blockIdx.y * TILE
+    j0 = cuda.blockIdx.x * TILE
+    sA = cuda.shared.array((TILE, TILE), np.int32)  # [p, row]
+    sB = cuda.shared.array((TILE, TILE), np.int32)  # [p, column]
+    acc = np.int32(0)
+    for p0 in range(0, P, TILE):
+        p = p0 + ty
+        a = a0 + tx
+        j = j0 + tx
+        sA[ty, tx] = np.int32(X[p, r0 + a]) if p < P and a < B else np.int32(0)
+        sB[ty, tx] = np.int32(X[p, j]) if p < P and j < N else np.int32(0)
+        cuda.syncthreads()
+        for k in range(TILE):
+            acc += sA[k, ty] * sB[k, tx]
+        cuda.syncthreads()
+    a = a0 + ty
+    j = j0 + tx
+    if a < B and j < N:
+        W[a, j] = np.float32(0.0) if r0 + a == j else np.float32(acc) / np.float32(N)
+
+
+@cuda.jit
+def _encode_kernel(X, r0, center, inv, thr, levels, codes, part):
+    """quantization._encode.encode's per-chunk work on a piece X of the rows being encoded
+    (rows r0.. whole, or a chunk-aligned stretch of one row): one thread per chunk of
+    ENCODE_CHUNK elements writes the codes (nearest level, ties up) and the chunk's five
+    sums, added in element order."""
+    g = cuda.grid(1)
+    R, n = X.shape
+    per_row = (n + _CHUNK - 1) // _CHUNK
+    if g < R * per_row:
+        r = g // per_row
+        k0 = (g % per_row) * _CHUNK
+        k1 = min(n, k0 + _CHUNK)
+        rr = r0 + r
+        ctr = center[rr]
+        iv = inv[rr]
+        n_thr = thr.shape[1]
+        sy = 0.0
+        syy = 0.0
+        sq = 0.0
+        sqq = 0.0
+        syq = 0.0
+        for k in range(k0, k1):
+            y = _mul(np.float64(X[r, k]) - ctr, iv)
+            lo = 0
+            hi = n_thr
+            while lo < hi:  # np.searchsorted(thr[rr], y, side="right")
+                mid = (lo + hi) // 2
+                if thr[rr, mid] <= y:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            codes[r, k] = lo
+            q = levels[rr, lo]
+            sy += y
+            syy += _mul(y, y)
+            sq += q
+            sqq += _mul(q, q)
+            syq += _mul(y, q)
+        part[g, STAT_SUM_Y] = sy
+        part[g, STAT_SUM_YY] = syy
+        part[g, STAT_SUM_Q] = sq
+        part[g, STAT_SUM_QQ] = sqq
+        part[g, STAT_SUM_YQ] = syq
+
+
+@njit(cache=True)
+def _sum_chunks(part, stats):
+    """stats[r, k] = sum over the chunks of row r of part[r, chunk, k], in chunk order."""
+    R, n_chunks, n_stats = part.shape
+    for r in range(R):
+        for k in range(n_stats):
+            acc = 0.0
+            for c in range(n_chunks):
+                acc += part[r, c, k]
+            stats[r, k] = acc
+
+
+# ----------------------------------------------------------------------- wrappers
+
+
+def free_memory() -> tuple[float, float]:
+    """(free, total) bytes of the current GPU (infinite on the simulator)."""
+    mem = cuda.current_context().get_memory_info()
+    return float(mem[0]), float(mem[1])
+
+
+def check_fits(fp: _device.Footprint, fix: str) -> None:
+    """Refuse, before anything is allocated, a step whose footprint exceeds the free memory."""
+    free, total = free_memory()
+    if fp.total > free:
+        raise MemoryError(f"{fp} does not fit on the GPU: {_device.size_text(free)} free of "
+                          f"{_device.size_text(total)}. {fix}")
+
+
+def _blocks(n: int, per_block: int) -> int:
+    return max(1, -(-n // per_block))
+
+
+def hebb(X: np.ndarray) -> np.ndarray:
+    """Hebbian weights W = X^T X / N (float32, zero diagonal) of int8 +-1 patterns (P, N),
+    computed on the GPU in slabs of rows; equal to the CPU's float32 GEMM for P < 2**24."""
+    P, N = X.shape
+    if P >= _MAX_HEBB_PATTERNS:
+        raise ValueError(f"device='cuda' stores fewer than 2**24 patterns (float32 sums on the CPU are exact only "
+                         f"below that), got P={P:,}; use device='cpu'.")
+    check_fits(_device.footprint("store", N, n_patterns=P), "Store with device='cpu'.")
+    W = np.empty((N, N), np.float32)
+    rows = _device._slab_rows(N)
+    dX = cuda.to_device(np.ascontiguousarray(X, dtype=np.int8))
+    dW = cuda.device_array((rows, N), np.float32)
+    for r0 in range(0, N, rows):
+        B = min(rows, N - r0)
+        out = dW[:B]
+        _hebb_kernel[(_blocks(N, TILE), _blocks(B, TILE)), (TILE, TILE)](dX, r0, out)
+        out.copy_to_host(W[r0:r0 + B])
+    return W
+
+
+def _pieces(R: int, n: int, budget: int):
+    """(r0, r1, i0, i1): whole rows r0..r1 when a row fits in ``budget`` elements, else
+    chunk-aligned stretches [i0, i1) of one row."""
+    if n <= budget:
+        rows = max(1, budget // n)
+        for r0 in range(0, R, rows):
+            yield r0, min(R, r0 + rows), 0, n
+    else:
+        step = max(_CHUNK, budget // _CHUNK * _CHUNK)
+        for r in range(R):
+            for i0 in range(0, n, step):
+                yield r, r + 1, i0, min(n, i0 + step)
+
+
+def encode(X, center, scale, fit_levels, codes, stats) -> None:
+    """``quantization._encode.encode`` on the GPU, with its contract: codes (R, n) uint8 and
+    stats (R, 5) of the rows X, the same values bit for bit (the fit stays on the host)."""
+    R, n = X.shape
+    piece = _device.encode_piece_elements()
+    check_fits(_device.footprint("quantize", int(math.isqrt(R * n))), "Quantize with device='cpu'.")
+    per_row = -(-n // _CHUNK)
+    inv = 1.0 / np.asarray(scale, np.float64)
+    levels = np.ascontiguousarray(fit_levels, dtype=np.float64)
+    thr = np.ascontiguousarray(0.5 * (levels[:, :-1] + levels[:, 1:]))
+    d_center = cuda.to_device(np.ascontiguousarray(center, dtype=np.float64))
+    d_inv, d_thr, d_levels = cuda.to_device(inv), cuda.to_device(thr), cuda.to_device(levels)
+    part = np.empty((R, per_row, _N_STATS))
+    for r0, r1, i0, i1 in _pieces(R, n, piece):
+        dX = cuda.to_device(np.ascontiguousarray(X[r0:r1, i0:i1]))
+        dC = cuda.device_array((r1 - r0, i1 - i0), np.uint8)
+        n_chunks = (r1 - r0) * -(-(i1 - i0) // _CHUNK)
+        dP = cuda.device_array((n_chunks, _N_STATS), np.float64)
+        threads = min(ENCODE_THREADS, n_chunks)
+        _encode_kernel[_blocks(n_chunks, threads), threads](dX, r0, d_center, d_inv, d_thr, d_levels, dC, dP)
+        codes[r0:r1, i0:i1] = dC.copy_to_host()
+        part[r0:r1, i0 // _CHUNK:i0 // _CHUNK + n_chunks // (r1 - r0)] = dP.copy_to_host().reshape(r1 - r0, -1,
+                                                                                                   _N_STATS)
+    _sum_chunks(part, stats)
+
+
+def _sums_exact(absmax: float, min_nonzero: float, n_neurons: int) -> bool:
+    """Whether every partial sum of n_neurons - 1 terms +-w is a float64 number, for float32
+    weights with max |w| = absmax and smallest nonzero |w| = min_nonzero."""
+    if not absmax > 0 or not np.isfinite(min_nonzero):
+        return True  # all zero
+    lsb = Fraction(float(np.spacing(np.float32(min_nonzero))))  # every |w| is a multiple of it
+    return (n_neurons - 1) * Fraction(float(absmax)) <= _F64_INTEGERS * lsb  # compared exactly
+
+
+def _codebook_exact(codebook: np.ndarray, n_neurons: int) -> bool:
+    a = np.abs(codebook.astype(np.float64))
+    nz = a[a > 0]
+    return _sums_exact(float(a.max()), float(nz.min()) if nz.size else np.inf, n_neurons)
+
+
+def _float_exact(d_values, n_neurons: int) -> bool:
+    out = cuda.to_device(np.array([0.0, np.inf], np.float32))
+    n = d_values.shape[0] * d_values.shape[1]
+    threads = min(RANGE_THREADS, n)
+    _abs_range_kernel[_blocks(n, threads * RANGE_PER_THREAD), threads](d_values, out)
+    absmax, min_nonzero = out.copy_to_host()
+    return _sums_exact(float(absmax), float(min_nonzero), n_neurons)
+
+
+def _dynamics_name(run: K.RunOptions) -> str:
+    return {K.SYNC: "sync", K.ASYNC_FIXED: "async-fixed"}.get(run.mode, "async")
+
+
+def _placeholder(dtype, ndim: int = 2):
+    return cuda.to_device(np.zeros((1,) * ndim, dtype))
+
+
+def _cue_state(S, run, *, H=None, U=None, M=None) -> CueState:
+    C, N = S.shape
+    async_random = run.mode == K.ASYNC_RANDOM
+    sync = run.mode == K.SYNC
+    return CueState(
+        S=S,
+        H=H if H is not None else _placeholder(np.float64),
+        U=U if U is not None else _placeholder(np.int32),
+        M=M if M is not None else _placeholder(np.int64, 1),
+        order=cuda.device_array((C, N), np.int32) if async_random else _placeholder(np.int32),
+        new=cuda.device_array((C, N), np.int8) if sync else _placeholder(np.int8),
+        prev=cuda.device_array((C, N), np.int8) if sync else _placeholder(np.int8),
+    )
+
+
+def _launch_recall(w: DeviceWeights, st: CueState, S, seeds, run, sweeps, converged) -> None:
+    C, N = S.shape
+    d_sweeps = cuda.device_array(C, np.int64)
+    d_conv = cuda.device_array(C, np.bool_)
+    run = K.RunOptions(int(run.max_sweeps), int(run.mode), float(run.temperature))
+    _recall_kernel[C, max(1, min(THREADS, N))](w, st, cuda.to_device(seeds), run, d_sweeps, d_conv)
+    S[:] = st.S.copy_to_host()
+    sweeps[:] = d_sweeps.copy_to_host()
+    converged[:] = d_conv.copy_to_host()
+
+
+def recall_table(tw: K.TableWeights, S, seeds, run: K.RunOptions, sweeps, converged, host_fields) -> None:
+    """``K.recall`` on the GPU: S (int8 (C, N)), sweeps and converged updated in place.
+    ``host_fields(S)`` gives the CPU's float64 fields, used when the sums may round."""
+    C, N = S.shape
+    is_float = tw.values.dtype.kind == "f"
+    fp = _device.footprint("recall", N, n_cues=C, weights="float32" if is_float else "codes",
+                           dynamics=_dynamics_name(run), bits=max(0, int(tw.codebook.shape[1]).bit_length() - 1),
+                           codebook_rows=tw.codebook.shape[0])
+    check_fits(fp, "Recall fewer cues at a time, or use device='cpu'.")
+    exact = True if is_float else _codebook_exact(tw.codebook, N)
+    f32_1x1 = _placeholder(np.float32)
+    if is_float:
+        d_values = cuda.to_device(tw.values)
+        w = DeviceWeights(FLOAT, d_values, _placeholder(np.uint8), f32_1x1, int(tw.group), int(tw.rows_per_row),
+                          bool(tw.symmetric), 0.0, 0.0, 0.0)
+        exact = _float_exact(d_values, N)
+    else:
+        w = DeviceWeights(CODES, f32_1x1, cuda.to_device(tw.values), cuda.to_device(tw.codebook), int(tw.group),
+                          int(tw.rows_per_row), bool(tw.symmetric), 0.0, 0.0, 0.0)
+    dS = cuda.to_device(S)
+    if exact:
+        H = cuda.device_array((C, N), np.float64)
+        _table_fields_kernel[(_blocks(C, TILE), _blocks(N, TILE)), (TILE, TILE)](w, dS, H)
+    else:
+        H = cuda.to_device(np.ascontiguousarray(host_fields(S), dtype=np.float64))
+    _launch_recall(w, _cue_state(dS, run, H=H), S, seeds, run, sweeps, converged)
+
+
+def recall_affine(aw: K.AffineWeights, S, seeds, run: K.RunOptions, sweeps, converged) -> None:
+    """``K.recall_affine`` on the GPU, integer sums computed there; arrays as recall_table."""
+    C, N = S.shape
+    check_fits(_device.footprint("recall", N, n_cues=C, weights="affine", dynamics=_dynamics_name(run)),
+               "Recall fewer cues at a time, or use device='cpu'.")
+    d_codes = cuda.to_device(aw.codes)
+    w = DeviceWeights(AFFINE, _placeholder(np.float32), d_codes, _placeholder(np.float32), N, 0, True,
+                      float(aw.scale), float(aw.zero), float(aw.offset))
+    dS = cuda.to_device(S)
+    U = cuda.device_array((C, N), np.int32)
+    _affine_sums_kernel[(_blocks(C, TILE), _blocks(N, TILE)), (TILE, TILE)](d_codes, dS, U)
+    M = cuda.to_device(S.sum(axis=1, dtype=np.int64))
+    _launch_recall(w, _cue_state(dS, run, U=U, M=M), S, seeds, run, sweeps, converged)
