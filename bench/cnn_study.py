@@ -63,8 +63,9 @@ def main():
         w.writeheader()
         w.writerows(rows)
     plot_accuracy_vs_bits(rows, a.out / f"cnn_study_{a.data}.png", title=f"{a.data}: accuracy versus bits")
-    print(f"float32 file {rows[0]['float_bytes']:,} bytes; test set {len(yte):,} images")
-    print("accuracy (%) / compression ratio; objective, gain, preserve_mean")
+    print(f"float32 parameters (BatchNorm folded) {rows[0]['float_bytes']:,} bytes; test set {len(yte):,} images")
+    print("accuracy (%) / compression ratio (float32 parameter bytes / stored bytes of the same folded network); "
+          "objective, gain, preserve_mean")
     print(f"{'method':<44}" + "".join(f"{b:>14}" for b in bits))
     keys = list(dict.fromkeys((r["scheme"], r["objective"], r["gain"], r["preserve_mean"]) for r in rows))
     for k in keys:
