@@ -89,14 +89,14 @@ def cmd_quantize(args) -> None:
     t0 = time.perf_counter()
     qm = quantize_model(model, args.bits, args.scheme, args.objective,
                         axis=None if args.axis == "tensor" else "out_channel", gain=args.gain,
-                        preserve_mean=args.preserve_mean, skip=args.skip)
+                        preserve_mean=args.preserve_mean, skip=args.skip, param_dtype=args.param_dtype)
     size = qm.save(args.out / "model.hq")
     float_size = args.model.stat().st_size
     # like with like: float32 parameters of the same BatchNorm-folded network over the quantized ones
     float_bytes = sum(v.nbytes for v in fold_batchnorm(model).named_parameters().values())
     ratio = float_bytes / qm.nbytes
     params = dict(model=str(args.model), bits=args.bits, scheme=args.scheme, objective=args.objective, axis=args.axis,
-                  gain=args.gain, preserve_mean=args.preserve_mean, skip=args.skip)
+                  gain=args.gain, preserve_mean=args.preserve_mean, skip=args.skip, param_dtype=args.param_dtype)
     _csv_json(qm.report, _sidecar(args, "quantize", params, time.perf_counter() - t0, file_bytes=size,
                                   float_file_bytes=float_size, float_bytes=float_bytes, compressed_bytes=qm.nbytes,
                                   compression_ratio=ratio), args.out, "quantize")
@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--preserve-mean", default=True, action=argparse.BooleanOptionalAction,
                    help="keep each output channel's mean exact")
     q.add_argument("--skip", nargs="*", default=[], help="layers left in float32: 'first', 'last' or layer paths")
+    q.add_argument("--param-dtype", default="auto", choices=["auto", "bfloat16", "float32"],
+                   help="storage of each codebook row's parameters; auto: bfloat16 where it adds at most 1%% "
+                   "to a layer's squared quantization error")
     common(q)
 
     e = sub.add_parser("evaluate", formatter_class=fmt, help="test accuracy of a float or quantized model",

@@ -134,7 +134,7 @@ def _resolve_skip(model: Sequential, skip: Iterable[str]) -> set[str]:
     return out
 
 
-_CORE_KEYS = ("objective", "gain", "preserve_mean", "axis", "group_size")
+_CORE_KEYS = ("objective", "gain", "preserve_mean", "axis", "group_size", "param_dtype")
 
 
 def _core_options(options: Mapping) -> dict:
@@ -149,6 +149,7 @@ def _core_options(options: Mapping) -> dict:
     group_size = options.get("group_size")
     return dict(objective=options.get("objective", "correlation"), gain=options.get("gain", "unbiased"),
                 preserve_mean=options.get("preserve_mean", True), group_size=group_size,
+                param_dtype=options.get("param_dtype", "auto"),
                 axis=0 if axis == "out_channel" and group_size is None else None)
 
 
@@ -156,7 +157,8 @@ def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str
                    objective: str = "correlation", axis: str | None | Mapping[str, str | None] = "out_channel",
                    group_size: int | None = None,
                    gain: str = "unbiased", preserve_mean: bool = True, skip: Iterable[str] = (),
-                   fold_bn: bool = True, bias_correction: bool = True, equalize: bool = False) -> QuantizedModel:
+                   fold_bn: bool = True, bias_correction: bool = True, equalize: bool = False,
+                   param_dtype: str = "auto") -> QuantizedModel:
     """Quantize every Conv2D/Dense weight of ``model`` through :func:`quantization.quantize`.
 
     Parameters
@@ -197,6 +199,13 @@ def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str
         before quantizing (see :func:`feedforward.remedies.equalize`).  It keeps the
         float function and mostly helps per-tensor grids; ``bench/pretrained_study.py``
         measures it.
+    param_dtype : {"auto", "bfloat16", "float32"}, default "auto"
+        How each codebook row's parameters are stored (see
+        :func:`quantization.quantize`).  bfloat16 halves their bytes, which matter on
+        short rows (a 3x3 depthwise row at 4 bits: 4.5 bytes of codes, 12 of float32
+        uniform parameters); "auto" takes it for each layer where it adds at most 1%
+        to the layer's squared quantization error (all low widths), else float32.
+        ``bench/pretrained_study.py`` measures the accuracy with both.
 
     Returns
     -------
@@ -223,7 +232,7 @@ def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str
     layer_axes = dict(axis) if isinstance(axis, Mapping) else {}
     default_axis = "out_channel" if isinstance(axis, Mapping) else axis
     core = _core_options(dict(objective=objective, gain=gain, preserve_mean=preserve_mean, axis=default_axis,
-                              group_size=group_size))
+                              group_size=group_size, param_dtype=param_dtype))
     for a in layer_axes.values():
         _core_options(dict(axis=a))  # validates
     means = expected_inputs(model) if bias_correction else {}
@@ -269,7 +278,7 @@ def quantize_model(model: Sequential, bits: int | Mapping[str, int], scheme: str
     settings = dict(bits=dict(bits) if isinstance(bits, Mapping) else int(bits),
                     scheme=dict(scheme) if isinstance(scheme, Mapping) else scheme, objective=objective,
                     axis=dict(axis) if isinstance(axis, Mapping) else axis, group_size=group_size, gain=gain,
-                    preserve_mean=bool(preserve_mean),
+                    preserve_mean=bool(preserve_mean), param_dtype=param_dtype,
                     skip=sorted(skipped), fold_bn=bool(fold_bn), bias_correction=bool(bias_correction),
                     equalize=bool(equalize))
     return QuantizedModel(base, quantized, report, settings)
@@ -279,10 +288,11 @@ def accuracy_vs_bits(model: Sequential, x: np.ndarray, y: np.ndarray, bits: Iter
                      schemes: Iterable[str] = ("uniform", "exponential"),
                      objectives: Iterable[str] = ("correlation", "minmax"), gains: Iterable[str] = ("unbiased",),
                      preserve_means: Iterable[bool] = (True,), axis: str | None = "out_channel",
-                     skip: Iterable[str] = (), progress: bool = False, bias_correction: bool = True) -> list[dict]:
+                     skip: Iterable[str] = (), progress: bool = False, bias_correction: bool = True,
+                     param_dtype: str = "auto") -> list[dict]:
     """Accuracy, accuracy drop and compression ratio for every combination; no data is
-    used for quantization, (x, y) only evaluates.  ``bias_correction`` is passed to
-    :func:`quantize_model`.
+    used for quantization, (x, y) only evaluates.  ``bias_correction`` and
+    ``param_dtype`` are passed to :func:`quantize_model`.
 
     The compression ratio compares like with like: the parameters of the same
     BatchNorm-folded network (the one both models run) in float32, over the quantized
@@ -323,7 +333,7 @@ def accuracy_vs_bits(model: Sequential, x: np.ndarray, y: np.ndarray, bits: Iter
         for s, o, g, pm, b in tqdm(combos, desc="accuracy vs bits", disable=not progress):
             t0 = time.perf_counter()
             qm = quantize_model(model, b, s, o, axis=axis, gain=g, preserve_mean=pm, skip=skip,
-                                bias_correction=bias_correction)
+                                bias_correction=bias_correction, param_dtype=param_dtype)
             file_bytes = qm.save(Path(d) / "q.hq")
             logits = qm.logits(x)
             acc = float(np.mean(logits.argmax(1) == y))

@@ -22,7 +22,7 @@ from .layers import (AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, Glob
 from .model import Sequential
 
 __all__ = ["clipped_normal_moments", "expected_inputs", "bias_shift", "correct_bias", "equalize", "layer_error",
-           "BitAllocation", "allocate_bits"]
+           "output_gains", "BitAllocation", "allocate_bits"]
 
 Stats = tuple[np.ndarray, np.ndarray] | None  # per-channel (mean, variance) or unknown
 
@@ -263,6 +263,65 @@ def layer_error(qt: qz.QuantizedTensor, w: np.ndarray) -> float:
     return float(np.mean(1.0 / rho ** 2 - 1.0))
 
 
+def output_gains(model: Sequential, probe_bits: int = 3, n_inputs: int = 32,
+                 seed: int | np.random.Generator | None = 0, **options) -> dict[str, float]:
+    """How much of a layer's quantization error reaches the network's outputs, with no
+    data: for each conv/dense layer, the mean squared change of the outputs when that
+    layer alone is quantized (``quantize_model``'s recipe at ``probe_bits``, bias
+    correction included) on ``n_inputs`` standard normal inputs, divided by the layer's
+    :func:`layer_error` at those bits.  :func:`allocate_bits` multiplies each
+    candidate's :func:`layer_error` by it: the output error is taken as proportional to
+    the layer's static noise, with the layer's own factor (a ZeroQ-style sensitivity,
+    Cai et al. 2020, with Gaussian inputs instead of distilled ones).
+
+    Parameters
+    ----------
+    model : Sequential
+        With its BatchNorm layers; not modified.
+    probe_bits : int, default 3
+        The width each layer is quantized at to measure its factor.
+    n_inputs : int, default 32
+        Random inputs, drawn from N(0, 1) in the model's input shape with ``seed``.
+    seed : int, Generator or None, default 0
+    **options
+        quantize_model options (scheme, objective, gain, preserve_mean, axis,
+        group_size, param_dtype, bias_correction, skip).
+
+    Returns
+    -------
+    dict of layer path to float
+        The factor of every quantized layer (0 where the layer's error is 0).
+    """
+    import copy
+
+    from .model import fold_batchnorm
+    from .quantize import quantize_model
+
+    if isinstance(n_inputs, bool) or not isinstance(n_inputs, int) or n_inputs < 1:
+        raise ValueError(f"n_inputs must be a positive int, got {n_inputs!r}.")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(0 if seed is None else seed)
+    x = rng.standard_normal((n_inputs,) + tuple(model.input_shape)).astype(np.float32)
+    folded = fold_batchnorm(model)
+    if options.get("equalize"):  # quantize_model equalizes its copy the same way
+        equalize(folded)
+    base = folded.logits(x)
+    qm = quantize_model(model, probe_bits, **options)
+    floats = dict(folded.named_layers())
+    quant = dict(qm.model.named_layers())
+    out = {}
+    for name, qt in qm.quantized.items():
+        path = name[: -len(".weight")]
+        m = copy.deepcopy(folded)
+        layer = dict(m.named_layers())[path]
+        for k in ("weight", "bias"):
+            if k in layer.params:
+                layer.params[k] = quant[path].params[k].copy()
+        err = layer_error(qt, floats[path].params["weight"])
+        mse = float(np.mean((m.logits(x) - base) ** 2))
+        out[path] = mse / err if err > 0 else 0.0
+    return out
+
+
 def _choose(options: list[list[tuple[int, float]]], budget: int, resolution: int | None = None) -> list[int] | None:
     """Multiple-choice knapsack: one option (bytes, error) per layer, total bytes within
     ``budget``, minimal total error.  Dynamic programming over bytes in units of
@@ -306,15 +365,17 @@ def _choose(options: list[list[tuple[int, float]]], budget: int, resolution: int
 def allocate_bits(model: Sequential, avg_bits: float | None = None, target_ratio: float | None = None, *,
                   bits: tuple[int, ...] = (2, 3, 4, 5, 6, 8), schemes: tuple[str, ...] = ("uniform",),
                   axes: tuple[str | None, ...] = ("out_channel",), skip: tuple[str, ...] = (),
+                  sensitivity: str = "output", seed: int | np.random.Generator | None = 0,
                   **options) -> BitAllocation:
     """Choose each conv/dense layer's bits (and scheme) for a storage budget, with no data.
 
     Every layer is quantized at every candidate (bits, scheme) through the core with the
     settings of :func:`feedforward.quantize_model`; each candidate's cost is its exact
     stored size (packed codes plus codebook parameters: a 2**b-level codebook per row of
-    a 9-weight depthwise kernel counts) and its error is :func:`layer_error`.  The
-    allocation minimising the summed error within the budget is found exactly (a
-    multiple-choice knapsack by dynamic programming over bytes).
+    a 9-weight depthwise kernel counts) and its error is :func:`layer_error`, weighed
+    by how much of it reaches the outputs (``sensitivity``).  The allocation minimising
+    the summed error within the budget is found exactly (a multiple-choice knapsack by
+    dynamic programming over bytes).
 
     Parameters
     ----------
@@ -330,9 +391,18 @@ def allocate_bits(model: Sequential, avg_bits: float | None = None, target_ratio
         codebook per tensor: fewer parameter bytes, a coarser grid).
     skip : tuple of str
         Layers left in float32 (as in quantize_model); not counted in the budget.
+    sensitivity : {"output", "channel"}, default "output"
+        How a candidate's error is weighed across layers.  ``"channel"``: its
+        :func:`layer_error`, every layer alike.  ``"output"``: its :func:`layer_error`
+        times the layer's :func:`output_gains` factor, measured on random Gaussian
+        inputs (no data), so that layers whose noise reaches the outputs more get more
+        bits.  ``bench/pretrained_study.py`` compares them.
+    seed : int, Generator or None, default 0
+        The random inputs of ``sensitivity="output"``.
     **options
-        objective, gain, preserve_mean, axis, group_size for the core, and equalize
-        (as in quantize_model: allocate on the weights that will be quantized).
+        objective, gain, preserve_mean, axis, group_size, param_dtype for the core (with
+        quantize_model's defaults: bfloat16 parameters are counted at 2 bytes), and
+        equalize (as in quantize_model: allocate on the weights that will be quantized).
 
     Returns
     -------
@@ -362,7 +432,14 @@ def allocate_bits(model: Sequential, avg_bits: float | None = None, target_ratio
         _core_options(dict(axis=a))  # validates
     if not bits or not schemes:
         raise ValueError("bits and schemes must name at least one candidate each.")
+    if sensitivity not in ("output", "channel"):
+        raise ValueError(f"sensitivity must be 'output' or 'channel', got {sensitivity!r}.")
     core = _core_options({k: v for k, v in options.items() if k != "equalize"})
+    factor = {}
+    if sensitivity == "output":
+        probe = {k: v for k, v in options.items() if k in ("objective", "gain", "preserve_mean", "group_size",
+                                                              "param_dtype", "equalize")}
+        factor = output_gains(model, 3, seed=seed, skip=skip, scheme=schemes[0], axis=axes[0], **probe)
     base = fold_batchnorm(model)
     if options.get("equalize"):
         equalize(base)
@@ -373,14 +450,14 @@ def allocate_bits(model: Sequential, avg_bits: float | None = None, target_ratio
     budget = int(avg_bits * n / 8) if avg_bits is not None else int(4 * n / target_ratio)
     cands = [(b, s, ax) for ax in axes for s in schemes for b in bits]
     options_per_layer = []
-    for _, layer in layers:
+    for path, layer in layers:
         w = layer.params["weight"]
         row = []
         for b, s, ax in cands:
             if core["group_size"] is None:
                 core["axis"] = 0 if ax == "out_channel" else None
             qt = qz.quantize(w, b, s, **core)
-            row.append((int(qt.nbytes), layer_error(qt, w)))
+            row.append((int(qt.nbytes), factor.get(path, 1.0) * layer_error(qt, w)))
         options_per_layer.append(row)
     picks = _choose(options_per_layer, budget)
     if picks is None:

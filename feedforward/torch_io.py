@@ -478,7 +478,7 @@ def quantize_torch_model(module, bits, input_shape: tuple[int, ...] | None = Non
     **options
         Passed to :func:`feedforward.quantize_model`: scheme (a name, or a mapping by
         the module's layer names), objective, gain, preserve_mean, axis, group_size,
-        skip (the module's layer names, "first", "last"), bias_correction, equalize.
+        param_dtype, skip (the module's layer names, "first", "last"), bias_correction, equalize.
 
     Returns
     -------

@@ -20,7 +20,7 @@ correlation between the original and the quantized weights; ``objective="correla
 chooses the levels to maximise it.
 """
 
-from ._core import QuantizedTensor, quantize
+from ._core import PARAM_DTYPES, QuantizedTensor, quantize, round_bfloat16
 from ._format import FORMAT_VERSION, FormatError, load, save
 from ._io import atomic_write
 from ._packing import pack_bits, packed_nbytes, unpack_bits
@@ -43,6 +43,8 @@ __all__ = [
     "correlation",
     "sqnr_db",
     "SCHEMES",
+    "PARAM_DTYPES",
+    "round_bfloat16",
     "OBJECTIVES",
     "GAINS",
     "__version__",

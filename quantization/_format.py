@@ -3,11 +3,12 @@
 Layout (all integers little-endian)::
 
     offset 0   magic  b"HQUANT"                      6 bytes
-    offset 6   format version (uint16) = 1 or 2       2 bytes
+    offset 6   format version (uint16) = 1, 2 or 3    2 bytes
     offset 8   header length h (uint32)               4 bytes
     offset 12  header: zlib-compressed UTF-8 JSON     h bytes
                payload: for each tensor, in header order,
-                 packed codes (ceil(size*bits/8) bytes), then params (float32, C order)
+                 packed codes (ceil(size*bits/8) bytes), then params (C order:
+                 float32, or the upper 16 bits of each float32 for bfloat16)
     end - 4    CRC-32 of every preceding byte (uint32) 4 bytes
 
 Plain numeric arrays (biases, layers left unquantized) may be stored beside quantized
@@ -18,10 +19,12 @@ plus a free ``metadata`` object (e.g. a model architecture).  Writes are atomic:
 temporary file in the target directory is fsynced and renamed over the target.
 
 Versions: 1 is the original layout; 2 is the same layout and adds the ``normal`` scheme
-(two params per row).  :func:`save` writes the lowest version that can hold the file's
-contents (2 only when a ``normal`` tensor is present), so files without one stay
-readable by version-1 readers, and an old reader meeting a ``normal`` tensor says
-"upgrade" instead of misreading it.  :func:`load` reads both.
+(two params per row); 3 adds bfloat16 params (an entry's ``"param_dtype": "bfloat16"``;
+entries without the key hold float32 params).  :func:`save` writes the lowest version
+that can hold the file's contents (2 only when a ``normal`` tensor is present, 3 only
+when a tensor has bfloat16 params), so older readers keep reading the files they can
+hold, and an old reader meeting a newer file says "upgrade" instead of misreading it.
+:func:`load` reads all three.
 """
 
 from __future__ import annotations
@@ -38,15 +41,16 @@ import numpy as np
 
 import math
 
-from ._core import QuantizedTensor, _n_rows, n_params
+from ._core import PARAM_DTYPES, QuantizedTensor, _n_rows, n_params
 from ._io import atomic_write
 from ._packing import pack_bits, packed_nbytes, unpack_bits
 
 __all__ = ["save", "load", "FormatError", "FORMAT_VERSION"]
 
 MAGIC = b"HQUANT"
-FORMAT_VERSION = 2  # the newest version this module writes and reads
-_READABLE = (1, 2)
+FORMAT_VERSION = 3  # the newest version this module writes and reads
+_READABLE = (1, 2, 3)
+_BF16_SINCE = 3  # bfloat16 params
 _SCHEME_SINCE = {"normal": 2}  # schemes that need a newer version than 1
 _PREFIX = struct.Struct("<6sHI")
 _CRC = struct.Struct("<I")
@@ -107,7 +111,11 @@ def save(path: str | os.PathLike, tensors: Mapping[str, QuantizedTensor | np.nda
             "axis": qt.axis, "group_size": qt.group_size, "objective": qt.objective, "gain": qt.gain,
             "preserve_mean": qt.preserve_mean, "rows": qt.n_rows, "kind": "quantized",
         })
-        payload += [codes.tobytes(), qt.params.astype("<f4").tobytes()]
+        if qt.param_dtype == "bfloat16":
+            entries[-1]["param_dtype"] = "bfloat16"
+            payload += [codes.tobytes(), (qt.params.view(np.uint32) >> 16).astype("<u2").tobytes()]
+        else:
+            payload += [codes.tobytes(), qt.params.astype("<f4").tobytes()]
     if metadata is not None and not isinstance(metadata, Mapping):
         raise TypeError(f"metadata must be a mapping (e.g. a dict) of JSON-serialisable values, "
                         f"got {type(metadata).__name__}.")
@@ -126,7 +134,8 @@ def save(path: str | os.PathLike, tensors: Mapping[str, QuantizedTensor | np.nda
                          f"{len(raw) / len(hbytes):.0f}:1, beyond what load() accepts as a guard against "
                          f"decompression bombs ({_HEADER_MAX_RATIO}:1 above {_HEADER_ALLOWANCE:,} bytes); "
                          "store large metadata in a separate file.")
-    version = max([1] + [_SCHEME_SINCE.get(e.get("scheme"), 1) for e in entries])
+    version = max([1] + [_SCHEME_SINCE.get(e.get("scheme"), 1) for e in entries]
+                  + [_BF16_SINCE for e in entries if e.get("param_dtype") == "bfloat16"])
     body = [_PREFIX.pack(MAGIC, version, len(hbytes)), hbytes, *payload]
     crc = 0
     for c in body:
@@ -207,7 +216,13 @@ def _check_entry(e: dict, version: int) -> tuple[int, int]:
     if rows != _n_rows(tuple(shape), axis, group):
         raise ValueError(f"tensor {name!r}: rows={rows} does not match its shape {shape} and layout "
                          f"(expected {_n_rows(tuple(shape), axis, group)})")
-    return packed_nbytes(size, bits), 4 * rows * n_params(scheme, bits)
+    pdt = e.get("param_dtype", "float32")
+    if pdt not in PARAM_DTYPES:
+        raise ValueError(f"tensor {name!r}: param_dtype must be one of {PARAM_DTYPES}, got {pdt!r}")
+    if pdt == "bfloat16" and version < _BF16_SINCE:
+        raise ValueError(f"tensor {name!r} has bfloat16 params, which need format version {_BF16_SINCE}, but the "
+                         f"file says version {version}")
+    return packed_nbytes(size, bits), (2 if pdt == "bfloat16" else 4) * rows * n_params(scheme, bits)
 
 
 def load(path: str | os.PathLike, *, return_metadata: bool = False):
@@ -286,12 +301,17 @@ def load(path: str | os.PathLike, *, return_metadata: bool = False):
             codes = unpack_bits(np.frombuffer(data, np.uint8, ncode, pos), e["bits"], math.prod(shape))
             pos += ncode
             P = n_params(e["scheme"], e["bits"])
-            params = np.frombuffer(data, "<f4", npar // 4, pos).reshape(int(e["rows"]), P).astype(np.float32)
+            pdt = e.get("param_dtype", "float32")
+            if pdt == "bfloat16":
+                half = np.frombuffer(data, "<u2", npar // 2, pos).astype(np.uint32) << 16
+                params = half.view(np.float32).reshape(int(e["rows"]), P)
+            else:
+                params = np.frombuffer(data, "<f4", npar // 4, pos).reshape(int(e["rows"]), P).astype(np.float32)
             pos += npar
             out[e["name"]] = QuantizedTensor(
                 codes=codes.reshape(shape), params=params, bits=e["bits"], scheme=e["scheme"], shape=shape,
                 dtype=e["dtype"], axis=e["axis"], group_size=e["group_size"], objective=e["objective"],
-                gain=e["gain"], preserve_mean=e["preserve_mean"],
+                gain=e["gain"], preserve_mean=e["preserve_mean"], param_dtype=pdt,
             )
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise _fail(p, f"inconsistent tensor {e.get('name')!r} ({exc})") from None

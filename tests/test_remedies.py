@@ -128,7 +128,7 @@ def test_choose_is_the_exact_knapsack_optimum():
 def test_allocate_bits_meets_the_budget_and_beats_uniform_bits_at_equal_size():
     rng = np.random.default_rng(4)
     m = _model(rng)
-    a = allocate_bits(m, avg_bits=6.0, bits=(2, 3, 4, 5, 6, 8))
+    a = allocate_bits(m, avg_bits=6.0, bits=(2, 3, 4, 5, 6, 8), sensitivity="channel")
     n = sum(layer.params["weight"].size for _, layer in fold_batchnorm(m).named_layers()
             if isinstance(layer, (Conv2D, Dense)))
     assert a.nbytes <= a.budget == int(6.0 * n / 8)
@@ -209,3 +209,56 @@ def test_allocate_bits_layouts_and_per_layer_axes():
     assert layer_error(qt, w) == pytest.approx(expect, rel=1e-9)
     with pytest.raises(TypeError, match="axes="):
         allocate_bits(m, avg_bits=5, axis=None)
+
+
+def test_output_gains_equal_quantizing_one_layer_at_a_time():
+    """Each factor is the output MSE of the network with that layer alone quantized (here
+    through quantize_model with a one-layer bits mapping, an independent path) on the same
+    N(0, 1) inputs, over the layer's static error."""
+    from feedforward.remedies import layer_error, output_gains
+    m = _model(np.random.default_rng(8))
+    got = output_gains(m, 3, n_inputs=16, seed=5)
+    x = np.random.default_rng(5).standard_normal((16,) + m.input_shape).astype(np.float32)
+    folded = fold_batchnorm(m)
+    base = folded.forward(x)
+    paths = [p for p, layer in folded.named_layers() if isinstance(layer, (Conv2D, Dense))]
+    assert set(got) == set(paths)
+    for p in paths:
+        q = quantize_model(m, {p: 3})
+        mse = float(np.mean((q.forward(x) - base) ** 2))
+        err = layer_error(q.quantized[f"{p}.weight"], folded.named_parameters()[f"{p}.weight"])
+        assert got[p] == pytest.approx(mse / err, rel=1e-5)
+    assert len(set(round(v, 6) for v in got.values())) == len(paths)  # the layers differ
+
+
+def test_allocate_bits_output_sensitivity_minimises_the_weighted_error():
+    from feedforward.remedies import layer_error, output_gains
+    import quantization as qz
+    m = _model(np.random.default_rng(9))
+    bits = (2, 3, 4, 6)
+    a = allocate_bits(m, avg_bits=4.0, bits=bits)
+    factor = output_gains(m, 3)
+    folded = fold_batchnorm(m)
+    paths = [p for p, layer in folded.named_layers() if isinstance(layer, (Conv2D, Dense))]
+    opts = []
+    for p in paths:
+        w = folded.named_parameters()[f"{p}.weight"]
+        row = []
+        for b in bits:
+            qt = qz.quantize(w, b, axis=0, gain="unbiased", preserve_mean=True, param_dtype="auto")
+            row.append((qt.nbytes, factor[p] * layer_error(qt, w)))
+        opts.append(row)
+    best = min(itertools.product(*[range(len(bits))] * len(paths)),
+               key=lambda c: sum(opts[i][j][1] for i, j in enumerate(c)) if
+               sum(opts[i][j][0] for i, j in enumerate(c)) <= a.budget else np.inf)
+    assert a.error == pytest.approx(sum(opts[i][j][1] for i, j in enumerate(best)))
+    assert [a.bits[p] for p in paths] == [bits[j] for j in best]
+    c = allocate_bits(m, avg_bits=4.0, bits=bits, sensitivity="channel")
+    assert c.error == pytest.approx(sum(layer_error(qz.quantize(folded.named_parameters()[f"{p}.weight"], c.bits[p],
+                                                                 axis=0, gain="unbiased", preserve_mean=True,
+                                                                 param_dtype="auto"),
+                                                     folded.named_parameters()[f"{p}.weight"]) for p in paths))
+    with pytest.raises(ValueError, match="sensitivity"):
+        allocate_bits(m, avg_bits=4.0, sensitivity="hessian")
+    with pytest.raises(ValueError, match="n_inputs"):
+        output_gains(m, 3, n_inputs=0)
