@@ -21,6 +21,12 @@ quantized with no data:
 * ``allocate_bits`` for storage budgets (one scheme, and a free choice of scheme per
   layer).
 
+The package's rows store each codebook row's parameters as float32 and allocate bits by
+the channel error alone, as measured before bfloat16 parameters and the output
+sensitivity existed; the rows named "bf16 ..." use the defaults since
+(``param_dtype="auto"``: bfloat16 wherever it adds at most 1% to a layer's squared
+quantization error; ``allocate_bits(sensitivity="output")``), for the headline settings.
+
 Size = packed codes + codebook parameters of every quantized layer + every other
 parameter (biases) as float32; ratio = float32 size of the same folded model / size.
 Accuracy is measured in PyTorch on the same weights (the package's engine gives the same
@@ -269,16 +275,48 @@ def methods(quick, net):
     return out
 
 
+def with_bf16(out, net):
+    """Every row above stores float32 codebook parameters (param_dtype="float32", as
+    measured before bfloat16 parameters existed) and allocates with the channel error
+    alone (sensitivity="channel", as before the output sensitivity existed).  The rows
+    added here, named "bf16 ...", use quantize_model's and allocate_bits' defaults since:
+    param_dtype="auto" (bfloat16 wherever it adds at most 1% to a layer's squared error:
+    every layer at these widths) and sensitivity="output"; the "channel error" rows
+    isolate the sensitivity's effect."""
+    def old(opt):
+        if "baseline" in opt:
+            return opt
+        return {**opt, "param_dtype": "float32", **({"sensitivity": "channel"} if "alloc" in opt else {})}
+
+    out = [(m, b, old(opt)) for m, b, opt in out]
+    u, any_ = ("uniform",), ("uniform", "exponential", "lloyd")
+    if net == "effnet":
+        new = [("bf16 core uniform", b, {}) for b in (4, 5)]
+        new += [("bf16 allocate_bits uniform", r, dict(alloc=u)) for r in (6, 7, 7.5)]
+        new += [("bf16 allocate_bits uniform, channel error", r, dict(alloc=u, sensitivity="channel"))
+                for r in (7, 7.5)]
+    else:
+        new = [(f"bf16 core {s}", b, dict(scheme=s)) for s in ("uniform", "lloyd") for b in (3, 4)]
+        for r in (8, 10):
+            new += [("bf16 allocate_bits uniform, channel error", r, dict(alloc=u, sensitivity="channel")),
+                    ("bf16 allocate_bits any scheme, channel error", r, dict(alloc=any_, sensitivity="channel")),
+                    ("bf16 allocate_bits uniform", r, dict(alloc=u)),
+                    ("bf16 allocate_bits any scheme", r, dict(alloc=any_))]
+    return out + new
+
+
 def run_one(model, folded, float_bytes, x, y, ref, method, b, opt):
     t0 = time.perf_counter()
     if "baseline" in opt:
         q, nbytes, rho = apply_baseline(model, folded, lambda w, bb: opt["baseline"](w, bb), b,
                                         opt.get("correct", False))
     else:
-        kw = {k: v for k, v in opt.items() if k not in ("alloc", "axes")}
+        kw = {k: v for k, v in opt.items() if k not in ("alloc", "axes", "sensitivity")}
         if "alloc" in opt:
             a = ff.allocate_bits(model, target_ratio=_layer_ratio(model, float_bytes, b), schemes=opt["alloc"],
-                                 bits=(2, 3, 4, 5, 6, 8), axes=opt.get("axes", ("out_channel",)))
+                                 bits=(2, 3, 4, 5, 6, 8), axes=opt.get("axes", ("out_channel",)),
+                                 param_dtype=kw.get("param_dtype", "auto"),
+                                 sensitivity=opt.get("sensitivity", "output"))
             kw.update(scheme=a.scheme, axis=a.axis)
             qm = ff.quantize_model(model, a.bits, **kw)
         else:
@@ -335,7 +373,7 @@ def main():
         print(f"\n{net}: float top-1 {100 * float_acc:.2f}% on {len(y)} images, {float_bytes:,} bytes float32; "
               f"engine vs PyTorch: top-1 identical on {same}/{n_chk}, max logit difference {rel:.2e} of the "
               f"largest logit; loaded in {time.perf_counter() - t0:.1f} s", flush=True)
-        for method, b, opt in methods(a.quick, net):
+        for method, b, opt in with_bf16(methods(a.quick, net), net):
             key = (net, method, str(b))
             if key in done:
                 r = done[key]
