@@ -24,6 +24,20 @@ def test_train_quantize_evaluate(tmp_path, capsys):
     assert main(["evaluate", str(q / "model.hq"), "--out", str(q)]) == 0
     assert "test accuracy" in capsys.readouterr().out
     assert json.loads((q / "evaluate.json").read_text())["accuracy"] > 0.5
+    # --param-dtype float32: the same codes, each codebook row's parameters at 4 bytes instead of 2
+    q32 = tmp_path / "q32"
+    assert main(["quantize", str(m / "model.npz"), "--bits", "4", "--scheme", "exponential", "--param-dtype",
+                 "float32", "--out", str(q32), "--quiet"]) == 0
+    m32 = json.loads((q32 / "quantize.json").read_text())
+    assert m32["parameters"]["param_dtype"] == "float32" and qmeta["parameters"]["param_dtype"] == "auto"
+    assert m32["compressed_bytes"] > qmeta["compressed_bytes"]
+    import feedforward as ff
+    k16, k32 = ff.load_quantized(q / "model.hq"), ff.load_quantized(q32 / "model.hq")
+    halved = sum(t.params.size for t in k16.quantized.values() if t.param_dtype == "bfloat16")
+    assert halved > 0 and {t.param_dtype for t in k32.quantized.values()} == {"float32"}
+    assert m32["compressed_bytes"] - qmeta["compressed_bytes"] == 2 * halved
+    for name, t in k16.quantized.items():
+        assert (t.codes == k32.quantized[name].codes).all()
 
 
 def test_errors_are_one_line(tmp_path, capsys):
