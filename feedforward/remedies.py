@@ -290,7 +290,8 @@ def output_gains(model: Sequential, probe_bits: int = 3, n_inputs: int = 32,
     Returns
     -------
     dict of layer path to float
-        The factor of every quantized layer (0 where the layer's error is 0).
+        The factor of every quantized layer.  A layer whose error is 0 at ``probe_bits``
+        (its rows already lie on such a grid) gets the median factor of the others.
     """
     import copy
 
@@ -308,17 +309,25 @@ def output_gains(model: Sequential, probe_bits: int = 3, n_inputs: int = 32,
     qm = quantize_model(model, probe_bits, **options)
     floats = dict(folded.named_layers())
     quant = dict(qm.model.named_layers())
-    out = {}
+    out, exact = {}, []
     for name, qt in qm.quantized.items():
         path = name[: -len(".weight")]
+        err = layer_error(qt, floats[path].params["weight"])
+        if not err > 0:
+            exact.append(path)
+            continue
         m = copy.deepcopy(folded)
         layer = dict(m.named_layers())[path]
-        for k in ("weight", "bias"):
-            if k in layer.params:
-                layer.params[k] = quant[path].params[k].copy()
-        err = layer_error(qt, floats[path].params["weight"])
+        # the quantized layer's parameters as quantize_model left them: bias correction may
+        # have given a bias-free layer a bias
+        layer.params = {k: v.copy() for k, v in quant[path].params.items()}
+        layer.bias = quant[path].bias
         mse = float(np.mean((m.logits(x) - base) ** 2))
-        out[path] = mse / err if err > 0 else 0.0
+        out[path] = mse / err
+    # a layer exact at the probe width (its rows already on such a grid) says nothing about
+    # its other widths: it gets the median factor of the others (1 when there are none)
+    fill = float(np.median(list(out.values()))) if out else 1.0
+    out.update({p: fill for p in exact})
     return out
 
 

@@ -497,17 +497,19 @@ def round_bfloat16(a: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     a : array_like
-        Finite values, cast to float32 first.
+        Values, cast to float32 first; NaN stays NaN, inf stays inf.
 
     Returns
     -------
     ndarray of float32
-        Same shape; every value has its low 16 bits zero.
+        Same shape (0-d included); every finite value has its low 16 bits zero.
     """
-    f = np.ascontiguousarray(a, dtype=np.float32)
+    shape = np.shape(a)
+    f = np.array(a, dtype=np.float32, order="C", copy=True).reshape(-1)
     u = f.view(np.uint32).astype(np.uint64)
-    r = ((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16
-    return r.astype(np.uint32).view(np.float32).reshape(f.shape)
+    r = (((u + 0x7FFF + ((u >> 16) & 1)) >> 16) << 16).astype(np.uint32).view(np.float32)
+    r[np.isnan(f)] = np.nan  # the carry would turn some NaN payloads into inf or 0
+    return r.reshape(shape)
 
 
 def _quantize(w, bits, scheme, objective, axis, group_size, *, gain, preserve_mean, seed, encode,

@@ -44,6 +44,14 @@ def test_round_bfloat16_matches_exact_reference_and_torch():
     assert np.array_equal(got.view(np.uint32), t.view(np.uint32))
 
 
+def test_round_bfloat16_keeps_shape_nan_and_inf():
+    assert round_bfloat16(np.float32(2.5)).shape == ()
+    assert round_bfloat16(np.ones((2, 3))).shape == (2, 3)
+    nans = np.array([0x7F800001, 0xFFFFFFFF, 0x7FC00000], np.uint32).view(np.float32)
+    assert np.isnan(round_bfloat16(nans)).all()
+    assert np.array_equal(round_bfloat16(np.array([np.inf, -np.inf], np.float32)), [np.inf, -np.inf])
+
+
 def test_round_bfloat16_error_bound_and_overflow():
     x = np.random.default_rng(1).uniform(-1e3, 1e3, 10000).astype(np.float32)
     r = round_bfloat16(x)

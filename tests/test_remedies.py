@@ -262,3 +262,29 @@ def test_allocate_bits_output_sensitivity_minimises_the_weighted_error():
         allocate_bits(m, avg_bits=4.0, sensitivity="hessian")
     with pytest.raises(ValueError, match="n_inputs"):
         output_gains(m, 3, n_inputs=0)
+
+
+def test_output_gains_keep_the_bias_that_correction_adds_and_fill_exact_layers():
+    """A bias-free layer after BatchNorm -> ReLU gets a bias from the correction: the probe
+    must run it.  A layer whose rows are exact at the probe width gets the others' median."""
+    from feedforward.layers import BatchNorm
+    from feedforward.remedies import layer_error, output_gains
+    rng = np.random.default_rng(10)
+    bn, p = _bn(8, rng)
+    m = Sequential([Dense(6, 8), bn, ReLU(), Dense(8, 8, bias=False), ReLU(), Dense(8, 3)], (6,), seed=0)
+    arrays = m.named_parameters()
+    for k, v in p.items():
+        arrays[f"1.{k}"] = v.astype(np.float32)
+    m.set_parameters(arrays)
+    got = output_gains(m, 3, n_inputs=16, seed=1)
+    x = np.random.default_rng(1).standard_normal((16, 6)).astype(np.float32)
+    folded = fold_batchnorm(m)
+    q = quantize_model(m, {"3": 3})
+    assert q.model.layers[3].bias and np.abs(q.model.layers[3].params["bias"]).max() > 0
+    mse = float(np.mean((q.forward(x) - folded.forward(x)) ** 2))
+    err = layer_error(q.quantized["3.weight"], folded.named_parameters()["3.weight"])
+    assert got["3"] == pytest.approx(mse / err, rel=1e-5)
+    # 6-weight rows fit 8 lloyd levels exactly: layer 0 is exact at 3 bits
+    g = output_gains(m, 3, scheme="lloyd")
+    assert g["0"] == pytest.approx(float(np.median([g["3"], g["5"]])))
+    assert g["0"] > 0
