@@ -445,7 +445,7 @@ def quantize(
         a 3x3 depthwise row at 4 bits holds 4.5 bytes of codes and 12 bytes of uniform
         parameters in float32.  The rounding costs nothing measurable at low widths but
         grows with them where levels are derived from a rounded parameter: on Laplacian
-        rows of 576, 1 - rho grows by under 0.3% up to 4 bits for every scheme, and at
+        rows of 576 (``bench/core_claims.py``), 1 - rho grows by under 0.3% up to 4 bits for every scheme, and at
         8 bits by 2% (uniform, normal), 72% (lloyd) and 14x (exponential, whose levels
         c q^j compound the rounding of q).  ``"auto"`` stores bfloat16 when it adds at
         most 1% to the tensor's squared quantization error, else float32.
