@@ -222,11 +222,19 @@ def _flip_impl(fs, i, d):
             _add_column(fs.w, i, np.float64(d), fs.h)
     else:
         def impl(fs, i, d):
+            # d = +-2: int32 adds of the widened codes, one loop per sign, so that LLVM
+            # vectorises them (an int64 product per element does not vectorise)
             U = fs.sums
             c = fs.w.codes[i]
             ui = U[i]
-            for j in range(U.size):
-                U[j] += d * np.int32(c[j])
+            if d > 0:
+                for j in range(U.size):
+                    cj = np.int32(c[j])
+                    U[j] += cj + cj
+            else:
+                for j in range(U.size):
+                    cj = np.int32(c[j])
+                    U[j] -= cj + cj
             U[i] = ui
             fs.total[0] += d
     return impl
@@ -388,6 +396,74 @@ def codes_rows(codes, r0, r1, out):
         i = r0 + k
         for j in range(N):
             out[k, j] = 0.0 if j == i else np.float32(codes[i, j])
+
+
+# ------------------------------------------------------- whole-matrix passes (O(N^2))
+#
+# numpy's reductions and elementwise passes run on one thread; at N = 30,000 each pass
+# over W takes seconds.  These run over blocks of rows in parallel and give the same
+# results whatever the thread count.
+
+_SYM_BLOCK = 64  # square tiles of the symmetry test: both tiles stay in cache
+
+
+@njit(cache=True, parallel=True)
+def is_symmetric(A):
+    """Whether the square matrix A equals its transpose (exact comparison)."""
+    N = A.shape[0]
+    nb = (N + _SYM_BLOCK - 1) // _SYM_BLOCK
+    bad = np.zeros(nb, np.bool_)
+    for bi in prange(nb):
+        i0 = bi * _SYM_BLOCK
+        i1 = min(N, i0 + _SYM_BLOCK)
+        for j0 in range(i0, N, _SYM_BLOCK):  # tiles on and above the diagonal
+            j1 = min(N, j0 + _SYM_BLOCK)
+            for i in range(i0, i1):
+                for j in range(max(j0, i + 1), j1):
+                    if A[i, j] != A[j, i]:
+                        bad[bi] = True
+            if bad[bi]:
+                break
+    return not bad.any()
+
+
+@njit(cache=True, parallel=True)
+def offdiag_sums(W, w, out):
+    """out[i] = (sum w, sum q, sum w^2, sum q^2, sum w q) over j != i of row i, in float64,
+    for float32 weights W and their quantized values q = W[i, j] of the TableWeights w."""
+    N = W.shape[0]
+    for i in prange(N):
+        sw = 0.0
+        sq = 0.0
+        sww = 0.0
+        sqq = 0.0
+        swq = 0.0
+        for j in range(N):
+            if j != i:
+                a = np.float64(W[i, j])
+                b = np.float64(weight(w, i, j))
+                sw += a
+                sq += b
+                sww += a * a
+                sqq += b * b
+                swq += a * b
+        out[i, 0] = sw
+        out[i, 1] = sq
+        out[i, 2] = sww
+        out[i, 3] = sqq
+        out[i, 4] = swq
+
+
+@njit(cache=True, parallel=True)
+def finish_hebb(W, n):
+    """W /= float32(n) in place with a zero diagonal (numpy's float32 division, row by row
+    in parallel)."""
+    N = W.shape[0]
+    d = np.float32(n)
+    for i in prange(N):
+        for j in range(N):
+            W[i, j] = W[i, j] / d
+        W[i, i] = 0.0
 
 
 # ----------------------------------------------------------------------- learning

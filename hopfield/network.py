@@ -233,7 +233,7 @@ class HopfieldNetwork(_Network):
         self.weights = W
         self.weights.flags.writeable = False
         self.n_neurons = W.shape[0]
-        self.symmetric = bool(np.array_equal(W, W.T))
+        self.symmetric = bool(K.is_symmetric(W))
         self.training_report = None
         if not self.symmetric:
             warnings.warn("weights are not symmetric: asynchronous dynamics may not decrease the energy "
@@ -333,7 +333,7 @@ class HopfieldNetwork(_Network):
                                            max_epochs=1000 if max_epochs is None else max_epochs,
                                            symmetric=bool(symmetric), seed=seed)
             np.fill_diagonal(W, 0.0)
-            net = cls._trusted(W.astype(np.float32, copy=False), symmetric=bool(np.array_equal(W, W.T)))
+            net = cls._trusted(W.astype(np.float32, copy=False), symmetric=bool(K.is_symmetric(W)))
             net.training_report = report
             return net
         P, N = X.shape
@@ -344,7 +344,11 @@ class HopfieldNetwork(_Network):
             W = cuda_backend().hebb(X)  # the CPU's float32 values, zero diagonal
         elif rule == "hebb":
             Xf = X.astype(np.float32)
-            W = (Xf.T @ Xf) / np.float32(N)  # integer sums: exact in float32 for P < 2**24
+            # integer sums, exact in float32 for P < 2**24; two operands, so that numpy calls a
+            # parallel GEMM (for X.T @ X it calls SYRK and mirrors the triangle on one thread)
+            W = Xf.T @ Xf.copy()
+            K.finish_hebb(W, N)  # W / N, zero diagonal: one parallel pass, no second N^2 array
+            return cls._trusted(W)  # |W_ij| <= P / N: finite by construction
         elif rule == "projection":
             W = _projection(X)
         else:
@@ -374,8 +378,9 @@ class HopfieldNetwork(_Network):
         return K.TableWeights(self.weights, np.zeros((1, 1), np.float32), self.n_neurons, 0, self.symmetric)
 
     def _tile(self, r0, r1):
-        t = self.weights[r0:r1].astype(np.float64)
-        return t
+        out = np.empty((r1 - r0, self.n_neurons))
+        K.dequantize_rows(self._table_weights(), r0, r1, out)  # float64 rows, in parallel
+        return out
 
     def quantize(
         self,
@@ -468,8 +473,8 @@ class QuantizedHopfieldNetwork(_Network):
             self._group, self._rows_per_row = N, (0 if quantized.axis is None else 1)
         whole = quantized.axis is None and quantized.group_size is None
         if symmetric is None:
-            symmetric = whole and bool(np.array_equal(quantized.codes, quantized.codes.T))
-        elif symmetric and not (whole and np.array_equal(quantized.codes, quantized.codes.T)):
+            symmetric = whole and bool(K.is_symmetric(quantized.codes))
+        elif symmetric and not (whole and K.is_symmetric(quantized.codes)):
             raise ValueError("symmetric=True needs one codebook for the whole matrix and symmetric codes; "
                              "pass symmetric=None to detect it.")
         self.symmetric = bool(symmetric)
@@ -570,18 +575,13 @@ def _projection(X: np.ndarray) -> np.ndarray:
 
 
 def _offdiag_correlation(net: HopfieldNetwork, qnet: QuantizedHopfieldNetwork) -> float:
-    """Pearson rho between off-diagonal weights, accumulated over row tiles."""
+    """Pearson rho between off-diagonal weights (the codebook values the tables hold), from
+    float64 row sums computed in parallel and added in row order."""
     N = net.n_neurons
-    s = np.zeros(5)
-    step = max(1, _TILE_ELEMENTS // N)
-    for r0 in range(0, N, step):
-        r1 = min(N, r0 + step)
-        w = net.weights[r0:r1].astype(np.float64)
-        q = qnet._tile(r0, r1)
-        w[np.arange(r1 - r0), np.arange(r0, r1)] = 0.0
-        s += [w.sum(), q.sum(), (w * w).sum(), (q * q).sum(), (w * q).sum()]
+    rows = np.empty((N, 5))
+    K.offdiag_sums(net.weights, qnet._table_weights(), rows)
     n = N * (N - 1)
-    sw, sq, sww, sqq, swq = s
+    sw, sq, sww, sqq, swq = rows.sum(axis=0)
     vw, vq = sww - sw * sw / n, sqq - sq * sq / n
     if vw <= 0 or vq <= 0:
         return 1.0 if vw == vq else 0.0

@@ -215,7 +215,7 @@ class QuantizedTensor:
         shape = tuple(int(s) for s in self.shape)
         axis = check_axis(self.axis, len(shape))
         group_size = check_group_size(self.group_size, shape, axis) if shape else None
-        codes = check_codes(self.codes, bits).copy()  # own copies: they are frozen below
+        codes = _own_copy(check_codes(self.codes, bits))  # own copies: they are frozen below
         if codes.shape != shape:
             raise ValueError(f"codes has shape {codes.shape}, expected the tensor shape {shape}.")
         rows = _n_rows(shape, axis, group_size)
@@ -575,6 +575,18 @@ def _quantize(w, bits, scheme, objective, axis, group_size, *, gain, preserve_me
     return q16 if e16 <= (1.0 + BF16_AUTO_TOLERANCE) * e32 else q32
 
 
+def _own_copy(a: np.ndarray) -> np.ndarray:
+    """A C-contiguous copy of ``a``; large arrays are copied by every thread."""
+    if a.size < _PARALLEL_COPY_SIZE:
+        return np.array(a, order="C", copy=True)
+    out = np.empty(a.shape, a.dtype)
+    _encode.copy_flat(np.ascontiguousarray(a).reshape(-1), out.reshape(-1))
+    return out
+
+
+_PARALLEL_COPY_SIZE = 1 << 20
+
+
 _F32_TINY = float(np.finfo(np.float32).tiny)  # smallest normal float32, 1.18e-38
 
 
@@ -583,7 +595,8 @@ def _quantize_rows(X: np.ndarray, bits: int, scheme: str, objective: str, gain: 
     """Codes (R, n) uint8 and float64 params (R, P) for equal-length rows ``X``."""
     Kc = 1 << bits
     R, n = X.shape
-    xmin, xmax = X.min(axis=1).astype(np.float64), X.max(axis=1).astype(np.float64)
+    xmin, xmax = np.empty(R), np.empty(R)
+    _encode.row_range(X, xmin, xmax)  # parallel: one long row uses every thread
     nonconst = xmax > xmin
     center = X.mean(axis=1, dtype=np.float64) if preserve_mean else np.zeros(R)
     center = np.where(nonconst, center, xmin)  # constant rows: every level is the value

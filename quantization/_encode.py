@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit, prange
 
 ENCODE_CHUNK = 1 << 16  # elements per parallel task of encode: long rows use every thread
+_LINEAR_MAX_LEVELS = 16  # up to this many levels encode counts thresholds (branch-free), not bisects
 
 # columns of encode's per-row stats (y the normalised data, q its fit level)
 STAT_SUM_Y = 0
@@ -50,7 +51,12 @@ def encode(X, center, scale, fit_levels, codes, stats):
         syq = 0.0
         for i in range(i0, i1):
             y = (np.float64(X[r, i]) - ctr) * inv
-            k = np.searchsorted(thr, y, side="right")
+            if K <= _LINEAR_MAX_LEVELS:  # count the thresholds <= y: np.searchsorted's side="right"
+                k = 0
+                for j in range(K - 1):
+                    k += thr[j] <= y
+            else:
+                k = np.searchsorted(thr, y, side="right")
             codes[r, i] = k
             q = fit_levels[r, k]
             sy += y
@@ -69,6 +75,69 @@ def encode(X, center, scale, fit_levels, codes, stats):
             for c in range(r * per_row, (r + 1) * per_row):
                 acc += part[c, k]
             stats[r, k] = acc
+
+
+@njit(cache=True, parallel=True)
+def row_range(X, lo, hi):
+    """lo[r] = min and hi[r] = max of row r of the float rows ``X`` (no NaN), in chunks of
+    ENCODE_CHUNK elements as :func:`encode`: min and max are exact in any order, so the
+    result equals numpy's whatever the thread count."""
+    R, n = X.shape
+    per_row = (n + ENCODE_CHUNK - 1) // ENCODE_CHUNK
+    nchunk = R * per_row
+    part = np.empty((nchunk, 2))
+    for c in prange(nchunk):
+        r = c // per_row
+        i0 = (c % per_row) * ENCODE_CHUNK
+        i1 = min(n, i0 + ENCODE_CHUNK)
+        a = np.float64(X[r, i0])
+        b = a
+        for i in range(i0 + 1, i1):
+            x = np.float64(X[r, i])
+            a = min(a, x)
+            b = max(b, x)
+        part[c, 0] = a
+        part[c, 1] = b
+    for r in range(R):
+        a = part[r * per_row, 0]
+        b = part[r * per_row, 1]
+        for c in range(r * per_row + 1, (r + 1) * per_row):
+            a = min(a, part[c, 0])
+            b = max(b, part[c, 1])
+        lo[r] = a
+        hi[r] = b
+
+
+@njit(cache=True, parallel=True)
+def finite_absmax(x):
+    """(number of non-finite elements, max |x| over the finite ones) of the flat float
+    array ``x``, in chunks of ENCODE_CHUNK elements (both exact in any order)."""
+    n = x.size
+    nchunk = (n + ENCODE_CHUNK - 1) // ENCODE_CHUNK
+    bad = np.zeros(nchunk, np.int64)
+    peak = np.zeros(nchunk)
+    for c in prange(nchunk):
+        i1 = min(n, (c + 1) * ENCODE_CHUNK)
+        nb = 0
+        m = 0.0
+        for i in range(c * ENCODE_CHUNK, i1):
+            a = abs(np.float64(x[i]))
+            if a <= 1.7976931348623157e308:  # finite: False for NaN and inf
+                m = max(m, a)
+            else:
+                nb += 1
+        bad[c] = nb
+        peak[c] = m
+    return bad.sum(), peak.max()
+
+
+@njit(cache=True, parallel=True)
+def copy_flat(src, dst):
+    """dst[:] = src[:] for flat arrays, in parallel chunks (numpy copies on one thread)."""
+    n = src.size
+    for c in prange((n + ENCODE_CHUNK - 1) // ENCODE_CHUNK):
+        for i in range(c * ENCODE_CHUNK, min(n, (c + 1) * ENCODE_CHUNK)):
+            dst[i] = src[i]
 
 
 @njit(cache=True, parallel=True)
