@@ -18,4 +18,5 @@ def describe() -> str:
     except OSError:
         pass
     return (f"machine: {cpu}, {os.cpu_count()} cores, numba threads {numba.get_num_threads()}, "
+            f"BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS', os.environ.get('OMP_NUM_THREADS', 'default'))}, "
             f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}")

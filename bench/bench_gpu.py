@@ -60,14 +60,18 @@ def cuda_status():
 
 def torch_sync(W, cues):
     """PyTorch synchronous recall on float16 W (GPU) or float32 W (CPU): (seconds, states,
-    GEMMs, label), or None without torch."""
+    GEMMs, label), or "no torch"."""
     try:
         import torch
     except ImportError:
-        return None
+        return "no torch"
     gpu = torch.cuda.is_available()
     dev, dt = ("cuda", torch.float16) if gpu else ("cpu", torch.float32)
-    Wt = torch.from_numpy(np.array(W, np.float32)).to(dev, dt)  # a writable copy
+    N = W.shape[0]
+    Wt = torch.empty((N, N), dtype=dt, device=dev)
+    step = max(1, (1 << 26) // N)  # rows converted at a time: no second N^2 host array
+    for r0 in range(0, N, step):
+        Wt[r0:r0 + step] = torch.from_numpy(np.array(W[r0:r0 + step], np.float32)).to(dev, dt)
     S0 = torch.from_numpy(cues.astype(np.float32)).to(dev, dt)
 
     def run():
@@ -85,7 +89,11 @@ def torch_sync(W, cues):
     run()  # warm-up (cuBLAS handles, allocator)
     t, (S, gemms) = timed(run)
     label = "torch float16 GPU" if gpu else "torch float32 CPU"
-    return t, S.cpu().numpy().astype(np.int8), gemms, label
+    S = S.cpu().numpy().astype(np.int8)
+    del Wt, S0
+    if gpu:
+        torch.cuda.empty_cache()  # give the memory back before the next size
+    return t, S, gemms, label
 
 
 class Report:
@@ -113,12 +121,6 @@ class Report:
             csv.writer(f).writerow([n, step, device, "" if seconds is None else f"{seconds:.4f}", equal, note])
 
 
-def same(a, b) -> str:
-    ok = (np.array_equal(a.states, b.states) and np.array_equal(a.sweeps, b.sweeps)
-          and np.array_equal(a.converged, b.converged))
-    return "yes" if ok else "NO"
-
-
 def warm_up(use_cuda: bool):
     X = random_patterns(6, 64, seed=0)
     cues = flip_noise(X, 0.1, seed=1)
@@ -128,6 +130,25 @@ def warm_up(use_cuda: bool):
         for model in (net, q):
             model.recall(cues, seed=0, device=dev)
             model.recall(cues, dynamics="sync", device=dev)
+
+
+def guarded(rep: Report, N: int, step: str, fn):
+    """Run one step; a failure (out of memory, say) is reported as a row and the bench goes on."""
+    try:
+        return fn()
+    except Exception as e:  # noqa: BLE001 - a bench reports and continues
+        rep.row(N, step, "-", None, "", f"FAILED: {type(e).__name__}: {str(e)[:300]}")
+        return None
+
+
+def free_gpu(use_cuda: bool):
+    """Release numba-cuda's pending deallocations, so that PyTorch finds the memory free."""
+    if use_cuda:
+        from numba import cuda
+
+        ctx = cuda.current_context()
+        if hasattr(ctx, "deallocations"):  # not on the simulator
+            ctx.deallocations.clear()
 
 
 def bench_size(rep: Report, N: int, n_cues: int, use_cuda: bool, cpu: bool, n_check: int, seed: int):
@@ -140,32 +161,53 @@ def bench_size(rep: Report, N: int, n_cues: int, use_cuda: bool, cpu: bool, n_ch
     devices = (["cpu"] if cpu else []) + (["cuda"] if use_cuda else [])
     nets, qs, results = {}, {}, {}
     for dev in devices:
-        t, nets[dev] = timed(lambda: HopfieldNetwork.from_patterns(X, device=dev))
+        out = guarded(rep, N, f"store (Hebb) {dev}", lambda: timed(lambda: HopfieldNetwork.from_patterns(X, device=dev)))
+        if out is None:
+            continue
+        t, nets[dev] = out
         rep.row(N, "store (Hebb)", dev, t)
-        t, qs[dev] = timed(lambda: nets[dev].quantize(4, "uniform", device=dev))
+        out = guarded(rep, N, f"quantize {dev}", lambda: timed(lambda: nets[dev].quantize(4, "uniform", device=dev)))
+        if out is None:
+            continue
+        t, qs[dev] = out
         equal = ""
         if dev == "cuda" and "cpu" in qs:
             equal = "yes" if (np.array_equal(qs["cpu"].quantized.codes, qs[dev].quantized.codes)
                               and np.array_equal(qs["cpu"].quantized.params, qs[dev].quantized.params)) else "NO"
         rep.row(N, "quantize 4-bit uniform (+ rho)", dev, t, equal, f"rho {qs[dev].rho:.4f}")
     ref = nets.get("cpu") or nets.get("cuda")
+    k = min(n_check, n_cues)
     for dev in devices:
-        for label, model, dynamics in (("recall async, 4-bit codes", qs[dev], "async"),
-                                       ("recall sync, 4-bit codes", qs[dev], "sync"),
-                                       ("recall async, float32 W", nets[dev], "async")):
-            t, res = timed(lambda: model.recall(cues, dynamics=dynamics, seed=seed, device=dev))
+        for label, model, dynamics in (("recall async, 4-bit codes", qs.get(dev), "async"),
+                                       ("recall sync, 4-bit codes", qs.get(dev), "sync"),
+                                       ("recall async, float32 W", nets.get(dev), "async")):
+            if model is None:
+                continue
+            out = guarded(rep, N, f"{label} {dev}",
+                          lambda: timed(lambda: model.recall(cues, dynamics=dynamics, seed=seed, device=dev)))
+            if out is None:
+                continue
+            t, res = out
             results[(label, dev)] = t
             equal = ""
-            if dev == "cuda":  # the same first cues on the CPU, from the same network
-                k = min(n_check, n_cues)
-                equal = same(model.recall(cues[:k], dynamics=dynamics, seed=seed),
-                             model.recall(cues[:k], dynamics=dynamics, seed=seed, device="cuda"))
+            if dev == "cuda" and k:  # the timed run's first cues against the CPU on them (same per-cue seeds)
+                cpu_res = guarded(rep, N, f"{label} CPU check", lambda: model.recall(cues[:k], dynamics=dynamics,
+                                                                                   seed=seed))
+                if cpu_res is not None:
+                    equal = "yes" if (np.array_equal(cpu_res.states, res.states[:k])
+                                      and np.array_equal(cpu_res.sweeps, res.sweeps[:k])
+                                      and np.array_equal(cpu_res.converged, res.converged[:k])) else "NO"
             note = f"overlap {target_overlaps(res.states, targets).mean():.4f}, sweeps {res.sweeps.mean():.2f}"
             if dev == "cuda" and (label, "cpu") in results:
                 note += f", {results[(label, 'cpu')] / t:.1f}x the CPU"
             rep.row(N, label, dev, t, equal, note)
-    out = torch_sync(ref.weights, cues)
+    if ref is None:
+        return
+    free_gpu(use_cuda)
+    out = guarded(rep, N, "PyTorch sync", lambda: torch_sync(ref.weights, cues))
     if out is None:
+        return
+    if out == "no torch":
         rep.row(N, "PyTorch sync S = sign(S @ W)", "-", None, "", "skipped: torch is not installed")
     else:
         t, S, gemms, label = out

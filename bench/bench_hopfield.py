@@ -1,6 +1,10 @@
 """Speed of the Hopfield simulator: store, quantize, recall; against references.
 
     python bench/bench_hopfield.py [--n 10000] [--p 1000] [--cues 1000] [--nd3-n 1000]
+                                   [--no-float] [--no-reference]
+
+Threads: numba's (NUMBA_NUM_THREADS) and BLAS's (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS);
+set both to compare thread counts, e.g. ``NUMBA_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2``.
 
 Part A (N=10,000, P=1,000, 1,000 cues with 10% flipped bits), all in one run:
   * storing (Hebb), quantizing (4-bit uniform, correlation objective), recall
@@ -63,7 +67,7 @@ def numpy_sync(W, cues, max_iter=100):
     return S, max_iter
 
 
-def part_a(N, P, n_cues, seed):
+def part_a(N, P, n_cues, seed, with_float=True, with_reference=True):
     print(f"\nA. N={N:,}, P={P:,} (alpha={P / N:.3f}), {n_cues:,} cues with 10% flipped bits")
     X = random_patterns(P, N, seed=seed)
     targets = X[np.arange(n_cues) % P]
@@ -72,9 +76,10 @@ def part_a(N, P, n_cues, seed):
     small.recall(cues[:2, :64]), small.quantize(4).recall(cues[:2, :64])
     t_store, net = timed(lambda: HopfieldNetwork.from_patterns(X))
     t_quant, q = timed(lambda: net.quantize(4, "uniform"))
-    t_float, rf = timed(lambda: net.recall(cues, seed=seed))
+    t_float, rf = timed(lambda: net.recall(cues, seed=seed)) if with_float else (None, None)
     t_q, rq = timed(lambda: q.recall(cues, seed=seed))
-    t_np, (S_np, iters) = timed(lambda: numpy_sync(net.weights, cues))
+    t_sums = timed(lambda: q._integer_sums(cues))[0] if q._affine else float("nan")
+    t_np, (S_np, iters) = timed(lambda: numpy_sync(net.weights, cues)) if with_reference else (None, (None, 0))
     S32 = cues.astype(np.float32)
     t_gemm = min(timed(lambda: S32 @ net.weights)[0] for _ in range(2))
     flips = int((rq.states != cues).sum())
@@ -91,11 +96,15 @@ def part_a(N, P, n_cues, seed):
           f"GEMM {t_gemm:.2f} s + reads {t_read:.2f} s")
     print(f"{'recall async, quantized 4-bit (codes + codebook)':<52}{t_q:>9.2f}{t_q / limit:>9.1f}  "
           f"mean overlap {m(rq.states):.4f}, sweeps {rq.sweeps.mean():.2f}")
-    print(f"{'recall async, float32 weights':<52}{t_float:>9.2f}{t_float / limit:>9.1f}  "
-          f"mean overlap {m(rf.states):.4f}, sweeps {rf.sweeps.mean():.2f}")
-    print(f"{'numpy vectorised synchronous reference (float32)':<52}{t_np:>9.2f}{t_np / limit:>9.1f}  "
-          f"mean overlap {m(S_np):.4f}, {iters} GEMMs")
-    print(f"quantized async recall is {t_np / t_q:.1f}x faster than the numpy synchronous reference")
+    print(f"{'  of which the initial integer sums (f32 GEMM, tiles)':<52}{t_sums:>9.2f}{t_sums / limit:>9.1f}  "
+          f"the dynamics kernel: the rest")
+    if with_float:
+        print(f"{'recall async, float32 weights':<52}{t_float:>9.2f}{t_float / limit:>9.1f}  "
+              f"mean overlap {m(rf.states):.4f}, sweeps {rf.sweeps.mean():.2f}")
+    if with_reference:
+        print(f"{'numpy vectorised synchronous reference (float32)':<52}{t_np:>9.2f}{t_np / limit:>9.1f}  "
+              f"mean overlap {m(S_np):.4f}, {iters} GEMMs")
+        print(f"quantized async recall is {t_np / t_q:.1f}x faster than the numpy synchronous reference")
 
 
 def part_b(N, seed):
@@ -143,9 +152,11 @@ def main():
     ap.add_argument("--cues", type=int, default=1_000)
     ap.add_argument("--nd3-n", type=int, default=1_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-float", action="store_true", help="skip the recall on float32 weights")
+    ap.add_argument("--no-reference", action="store_true", help="skip the numpy synchronous reference")
     a = ap.parse_args()
     print(describe())
-    part_a(a.n, a.p, a.cues, a.seed)
+    part_a(a.n, a.p, a.cues, a.seed, not a.no_float, not a.no_reference)
     if a.nd3_n:
         part_b(a.nd3_n, a.seed)
 

@@ -1,6 +1,7 @@
 """Theory next to simulation: critical loads of quantized Hebbian networks versus rho.
 
     python bench/theory_vs_simulation.py [--sizes 500 1000 2000 4000] [--quick]
+    python bench/theory_vs_simulation.py --configs core --sizes 500 1000 2000 4000 8000 16000 32000 --device cuda
 
 For each weight variant (float; 1-bit sign; 2-4 bits uniform, exponential and lloyd with
 correlation-optimal levels; and two deliberately different quantizers whose rho lands
@@ -11,6 +12,11 @@ retrieved when the final overlap is >= 0.97.  alpha_c(N) is where half are retri
 (interpolated; bootstrap errors over trials), extrapolated to N -> infinity by a fit in
 1/N, and compared with critical_load(rho) of hopfield.theory, with rho measured between
 the Hebbian weights and their quantized values.
+
+``--configs core`` keeps five variants (float, and 1-4 bits uniform with correlation-optimal
+levels) so that large N fit in a GPU's time; N above 4,000 use loads 0.09-0.16 (the
+crossings of those variants), smaller N 0.08-0.17.  ``--device cuda`` stores, quantizes
+and recalls on the GPU, with the CPU's results bit for bit, so both fill the same cache.
 
 Resumable: every finished (N, load, trial) task is kept in bench/results/theory_cache/
 and skipped when the script is run again.  Writes theory_vs_simulation.csv (critical
@@ -33,7 +39,14 @@ from hopfield import studies, theory  # noqa: E402
 CONFIGS = [dict(bits="float", scheme="none", objective="none"), dict(bits=1, scheme="uniform", objective="correlation")]
 CONFIGS += [dict(bits=b, scheme=s, objective="correlation") for b in (2, 3, 4) for s in ("uniform", "exponential", "lloyd")]
 CONFIGS += [dict(bits=2, scheme="lloyd", objective="minmax"), dict(bits=3, scheme="uniform", objective="minmax")]
-TRIALS = {300: 2, 600: 2, 500: 8, 1000: 4, 2000: 2, 4000: 2, 8000: 1}
+CORE = [c for c in CONFIGS if c["bits"] in ("float", 1) or (c["scheme"], c["objective"]) == ("uniform", "correlation")]
+TRIALS = {300: 2, 600: 2, 500: 8, 1000: 4, 2000: 2, 4000: 2, 8000: 1, 16000: 1, 32000: 1}
+
+
+def loads_for(N):
+    """The loads of a size: the crossings of every variant lie inside them."""
+    lo, hi = (0.08, 0.17) if N <= 4000 else (0.09, 0.16)
+    return tuple(np.round(np.arange(lo, hi + 0.005, 0.01), 3))
 
 
 def name(c):
@@ -53,17 +66,22 @@ def main():
     ap.add_argument("--quick", action="store_true", help="sizes 300 and 600 only (a smoke run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    ap.add_argument("--configs", choices=["all", "core"], default="all",
+                    help="all: the 13 variants; core: float and 1-4-bit uniform correlation")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--cache", type=Path, default=None, help="task cache folder (default <out>/theory_cache)")
     a = ap.parse_args()
     sizes = [300, 600] if a.quick else a.sizes
+    configs = CORE if a.configs == "core" else CONFIGS
     print(describe())
-    loads = tuple(np.round(np.arange(0.08, 0.175, 0.01), 3))
-    cache = a.out / ("theory_cache_quick" if a.quick else "theory_cache")
+    cache = a.cache or a.out / ("theory_cache_quick" if a.quick else "theory_cache")
     rows = []
     t0 = time.perf_counter()
     for N in sizes:
         t1 = time.perf_counter()
-        rows += studies.capacity(n_neurons=N, loads=loads, configs=CONFIGS, trials=TRIALS.get(N, 2), threshold=0.97,
-                                 seed=a.seed, cache_dir=cache, progress=sys.stderr.isatty())
+        rows += studies.capacity(n_neurons=N, loads=loads_for(N), configs=configs, trials=TRIALS.get(N, 2),
+                                 threshold=0.97, seed=a.seed, cache_dir=cache, progress=sys.stderr.isatty(),
+                                 device=a.device)
         print(f"N={N}: {time.perf_counter() - t1:.0f} s", flush=True)
     crit = studies.critical_loads(rows)
     ext = studies.extrapolate(crit, "1/N")

@@ -11,12 +11,18 @@ Same results as the CPU kernels (``hopfield/_kernels.py``), bit for bit:
 * Randomness: each cue's SplitMix64 stream starts from the same 64-bit seed; thread 0 of
   the cue's block runs the Fisher-Yates shuffle of ``K.shuffle``, then every thread of the
   block takes the stream's state and steps it in lock-step for the Glauber draws.
-* Asynchronous dynamics: one cue per block.  The block walks the visiting order one neuron
-  at a time; every thread reads the same field and makes the same decision (ties keep the
-  state), and on a flip the threads update the fields of their own neurons j, each with the
-  float64 add of the CPU, h_j += W_ij d (d = +-2, an exact product), in the same order.
-* Synchronous dynamics: each thread decides its own neurons; the flips are then applied in
-  ascending neuron order as on the CPU, with the same 2-cycle test.
+* Asynchronous dynamics: one cue per block, the visiting order walked a window of
+  blockDim.x visits at a time.  Between two flips the state does not change, so every
+  thread evaluates one visit of the window at once (same field arithmetic and ties as the
+  CPU); the first visit that flips is found, the visits before it are exactly the
+  sequential no-ops, and the walk goes on after it.  A flip changes the state at once;
+  its additions to the fields, h_j += W_ij d (d = +-2, an exact product), are held back
+  for up to PENDING flips and added in flip order whenever a field is read and when the
+  list is full, so every field takes the CPU's float64 adds in the CPU's order.
+  Glauber draws skip ahead in the cue's stream (a SplitMix64 state is a counter).
+* Synchronous dynamics: each thread decides its own neurons; the sweep's flips are listed
+  in ascending neuron order and each thread adds them to its own fields in that order, as
+  the CPU does, with the same 2-cycle test.
 * Initial fields: a tiled GEMM.  The CPU's come from BLAS, whose summation order is its
   own; the two agree exactly when no partial sum of +-W_ij rounds in float64, which holds
   when (N - 1) max|w| <= 2^53 lsb, lsb the last-place unit (float32) of the smallest nonzero
@@ -54,6 +60,10 @@ from . import _kernels as K
 
 SIMULATOR = bool(cuda.config.ENABLE_CUDASIM)
 THREADS = 128  # threads per cue block of the dynamics (tests on the simulator set fewer)
+MAX_THREADS = 512  # at most this many (sets the size of a shared array)
+PENDING = 16  # flips an asynchronous cue holds back from its fields (a compile-time shared shape)
+_NO_FLIP = 1 << 62  # "no flip in this window"
+_SHARED_CELLS = MAX_THREADS + 1
 TILE = 16  # GEMM tiles: TILE x TILE threads per block (compile-time shared-memory shape)
 ENCODE_THREADS = 128  # threads per block of the encode kernel (one chunk each)
 RANGE_THREADS = 256  # threads per block of the min/max reduction over float W
@@ -111,6 +121,20 @@ else:
     _splitmix64 = cuda.jit(device=True)(_splitmix64_step)
 
 
+def _skip_step(state, k):
+    """The SplitMix64 state k draws ahead (its state is a Weyl counter)."""
+    return state + np.uint64(k) * _GAMMA
+
+
+if SIMULATOR:
+    @cuda.jit(device=True)
+    def _skip(state, k):
+        with np.errstate(over="ignore"):
+            return _skip_step(state, k)
+else:
+    _skip = cuda.jit(device=True)(_skip_step)
+
+
 class DeviceWeights(NamedTuple):
     """The couplings on the GPU; the arrays a layout does not use are (1, 1) placeholders."""
 
@@ -136,6 +160,7 @@ class CueState(NamedTuple):
     order: object  # int32 (C, N) visiting order (async random)
     new: object  # int8 (C, N) next state (sync)
     prev: object  # int8 (C, N) state two steps back (sync)
+    flist: object  # int32 (C, N) the neurons a sweep flips, ascending (sync)
 
 
 # ------------------------------------------------------------------------------ RNG
@@ -171,53 +196,100 @@ def _weight(w, i, j):
 
 
 @cuda.jit(device=True)
-def _field(w, st, c, i):
-    """Local field of neuron i of cue c, as K.field."""
-    if w.layout == AFFINE:
-        m = np.float64(st.M[c] - np.int64(st.S[c, i]))
-        return _mul(w.scale, np.float64(st.U[c, i]) - _mul(w.zero, m)) + _mul(w.offset, m)
-    return st.H[c, i]
+def _sum_now(w, st, c, j, pf, pd, npend):
+    """AFFINE: the integer sum of neuron j of cue c with the first ``npend`` held-back flips
+    (neurons pf[k], state changes pd[k] = +-2) added in flip order, as K's flip adds them."""
+    u = st.U[c, j]
+    for k in range(npend):
+        f = pf[k]
+        if f != j:
+            u += np.int32(pd[k]) * np.int32(w.codes[f, j])  # codes symmetric: row f is column f
+    return u
 
 
 @cuda.jit(device=True)
-def _flip(w, st, c, i, d):
-    """The block's share of s_i changing by d = +-2: thread 0 writes s_i (and the sum of
-    the state), each thread updates the fields (or integer sums) of its own neurons j != i."""
+def _h_now(w, st, c, j, pf, pd, npend):
+    """FLOAT and CODES: the float64 field of neuron j of cue c with the first ``npend``
+    held-back flips added one by one in flip order, h_j += W[j, f] d, as K's flip adds them."""
+    h = st.H[c, j]
+    for k in range(npend):
+        f = pf[k]
+        if f != j:
+            wjf = _weight(w, f, j) if w.symmetric else _weight(w, j, f)
+            h += _mul(wjf, np.float64(pd[k]))
+    return h
+
+
+@cuda.jit(device=True)
+def _field(w, st, c, i, pf, pd, npend):
+    """Local field of neuron i of cue c, as K.field, with the held-back flips."""
+    if w.layout == AFFINE:
+        u = _sum_now(w, st, c, i, pf, pd, npend)
+        m = np.float64(st.M[c] - np.int64(st.S[c, i]))
+        return _mul(w.scale, np.float64(u) - _mul(w.zero, m)) + _mul(w.offset, m)
+    return _h_now(w, st, c, i, pf, pd, npend)
+
+
+@cuda.jit(device=True)
+def _apply(w, st, c, pf, pd, npend):
+    """Add the held-back flips to the fields (or sums) of every neuron of cue c, each thread
+    its own neurons, then they are no longer held back (the caller resets the count)."""
     t = cuda.threadIdx.x
     nt = cuda.blockDim.x
     N = st.S.shape[1]
-    if t == 0:
-        st.S[c, i] = np.int8(d // 2)
-        if w.layout == AFFINE:
-            st.M[c] += d
-    if w.layout == AFFINE:  # codes symmetric: row i is column i
-        di = np.int32(d)
+    if w.layout == AFFINE:
         for j in range(t, N, nt):
-            if j != i:
-                st.U[c, j] += di * np.int32(w.codes[i, j])
+            st.U[c, j] = _sum_now(w, st, c, j, pf, pd, npend)
     else:
-        dd = np.float64(d)
         for j in range(t, N, nt):
-            if j != i:
-                wji = _weight(w, i, j) if w.symmetric else _weight(w, j, i)
-                st.H[c, j] += _mul(wji, dd)
+            st.H[c, j] = _h_now(w, st, c, j, pf, pd, npend)
 
 
 # ------------------------------------------------------------------------ dynamics
 
 
 @cuda.jit(device=True)
-def _run_async(w, st, c, seed, run, rng):
-    """K._run_async for cue c by the whole block; ``rng`` is a shared uint64 cell."""
+def _decide(hi, si, T, u):
+    """K._run_async's update of a neuron with field hi and state si (u: the Glauber draw)."""
+    if T > 0.0:
+        x = -2.0 * hi / T
+        p_up = 1.0 / (1.0 + math.exp(x)) if x < _GLAUBER_EXP_MAX else 0.0
+        return 1 if u < p_up else -1
+    if hi > 0.0:
+        return 1
+    if hi < 0.0:
+        return -1
+    return si
+
+
+@cuda.jit(device=True)
+def _run_async(w, st, c, seed, run, rng, sh, pf, pd):
+    """K._run_async for cue c by the whole block, a window of blockDim.x visits at a time.
+
+    Between two flips the state does not change, so the fields of the next visits can all
+    be read at once: each thread evaluates one visit of the window, the first visit whose
+    neuron flips is found (a block-wide minimum), the visits before it are exactly the
+    sequential no-ops, and the scan goes on after it.  A flip is applied to the state at
+    once and held back (up to PENDING of them) from the fields, which add the held-back
+    flips in flip order when they are read and when the list is full.  Glauber draws come
+    from the cue's SplitMix64 stream skipped ahead to each visit (the stream's state is a
+    counter).  ``rng``: a shared uint64 cell; ``sh``: a shared int64 array [unused, first
+    flip (two cells), held-back count]; ``pf``, ``pd``: shared int32 arrays of PENDING cells."""
     t = cuda.threadIdx.x
     nt = cuda.blockDim.x
     N = st.S.shape[1]
     random_order = run.mode == _ASYNC_RANDOM
     T = run.temperature
+    glauber = T > 0.0
     state = seed
     if random_order:
         for j in range(t, N, nt):
             st.order[c, j] = j
+    if t == 0:
+        sh[1] = _NO_FLIP
+        sh[2] = _NO_FLIP
+        sh[3] = 0
+    cell = 0
     for sweep in range(run.max_sweeps):
         if random_order:
             cuda.syncthreads()  # the order is initialised, or read to the end by every thread
@@ -226,45 +298,82 @@ def _run_async(w, st, c, seed, run, rng):
                 rng[0] = state
             cuda.syncthreads()
             state = rng[0]
+        else:
+            cuda.syncthreads()
         flips = 0
-        for idx in range(N):
-            i = st.order[c, idx] if random_order else idx
-            hi = _field(w, st, c, i)
-            si = np.int64(st.S[c, i])
-            if T > 0.0:
-                state, u = _uniform01(state)
-                x = -2.0 * hi / T
-                p_up = 1.0 / (1.0 + math.exp(x)) if x < _GLAUBER_EXP_MAX else 0.0
-                new = 1 if u < p_up else -1
-            elif hi > 0.0:
-                new = 1
-            elif hi < 0.0:
-                new = -1
-            else:
-                new = si
-            if new != si:  # the same decision in every thread: the barriers match
-                cuda.syncthreads()  # every thread has read s_i and the field
-                _flip(w, st, c, i, 2 * new)
-                cuda.syncthreads()  # the new state and fields are visible
-                flips += 1
+        idx = 0
+        while idx < N:
+            p = idx + t
+            npend = sh[3]
+            mine = _NO_FLIP
+            i = 0
+            new = 0
+            if p < N:
+                i = st.order[c, p] if random_order else p
+                si = np.int64(st.S[c, i])
+                hi = _field(w, st, c, i, pf, pd, npend)
+                u = 0.0
+                if glauber:
+                    u = _uniform01(_skip(state, t))[1]  # the (t + 1)-th draw from here
+                new = _decide(hi, si, T, u)
+                if new != si:
+                    mine = p
+            cuda.syncthreads()  # every thread has read the state, the fields and the count
+            if t == 0:
+                sh[2 - cell] = _NO_FLIP  # the other cell, for the next window (read before this barrier)
+            if mine != _NO_FLIP:
+                cuda.atomic.min(sh, 1 + cell, mine)
+            cuda.syncthreads()
+            first = sh[1 + cell]
+            cell = 1 - cell
+            if first == _NO_FLIP:
+                if glauber:
+                    state = _skip(state, min(nt, N - idx))
+                idx += nt
+                continue
+            if p == first:  # the thread of the first flip applies it; no other thread writes now
+                d = 2 * new
+                st.S[c, i] = np.int8(new)
+                if w.layout == AFFINE:
+                    st.M[c] += d
+                pf[npend] = np.int32(i)
+                pd[npend] = np.int32(d)
+                sh[3] = npend + 1
+            cuda.syncthreads()  # the new state, M and the held-back list are visible
+            if sh[3] == PENDING:
+                _apply(w, st, c, pf, pd, PENDING)
+                cuda.syncthreads()  # every field is updated and the list read
+                if t == 0:
+                    sh[3] = 0
+                cuda.syncthreads()
+            if glauber:
+                state = _skip(state, first - idx + 1)
+            flips += 1
+            idx = first + 1
         if flips == 0:
             return sweep + 1, True
     return run.max_sweeps, False
 
 
 @cuda.jit(device=True)
-def _run_sync(w, st, c, max_sweeps):
-    """K._run_sync for cue c by the whole block."""
+def _run_sync(w, st, c, max_sweeps, sh):
+    """K._run_sync for cue c by the whole block.  Each sweep's flips are listed in ascending
+    neuron order (each thread lists a contiguous stretch of neurons; ``sh`` holds the
+    per-thread counts, then their offsets), and each thread adds them to its own neurons'
+    fields in that order: the CPU's adds, one pass over the fields per sweep."""
     t = cuda.threadIdx.x
     nt = cuda.blockDim.x
     N = st.S.shape[1]
+    seg = (N + nt - 1) // nt  # the stretch of neurons thread t lists
+    lo = min(N, t * seg)
+    hi_ = min(N, lo + seg)
     for j in range(t, N, nt):
         st.prev[c, j] = st.S[c, j]
     for sweep in range(max_sweeps):
         cuda.syncthreads()  # the last sweep's flips are visible
         changed = 0
         for i in range(t, N, nt):
-            hi = _field(w, st, c, i)
+            hi = _field(w, st, c, i, st.flist[c], st.flist[c], 0)  # nothing held back
             si = np.int64(st.S[c, i])
             if hi > 0.0:
                 ni = 1
@@ -286,11 +395,51 @@ def _run_sync(w, st, c, max_sweeps):
             cycle = cuda.syncthreads_or(differs) == 0
         for i in range(t, N, nt):
             st.prev[c, i] = st.S[c, i]
+        count = 0
+        for i in range(lo, hi_):
+            if st.new[c, i] != st.S[c, i]:
+                count += 1
+        sh[t] = count
+        cuda.syncthreads()  # prev holds the old state; the counts are in
+        if t == 0:
+            acc = 0
+            for k in range(nt):
+                n_k = sh[k]
+                sh[k] = acc
+                acc += n_k
+            sh[nt] = acc
         cuda.syncthreads()
-        for i in range(N):  # ascending, as the CPU applies them; prev holds the old state
-            ni = np.int64(st.new[c, i])
-            if ni != st.prev[c, i]:
-                _flip(w, st, c, i, 2 * ni)
+        k = sh[t]
+        for i in range(lo, hi_):
+            if st.new[c, i] != st.S[c, i]:
+                st.flist[c, k] = i
+                k += 1
+        n_flips = sh[nt]
+        cuda.syncthreads()  # the list is complete; every thread has read the counts
+        for j in range(t, N, nt):
+            if w.layout == AFFINE:
+                u = st.U[c, j]
+                for k in range(n_flips):
+                    f = st.flist[c, k]
+                    if f != j:
+                        u += np.int32(2 * st.new[c, f]) * np.int32(w.codes[f, j])
+                st.U[c, j] = u
+            else:
+                h = st.H[c, j]
+                for k in range(n_flips):
+                    f = st.flist[c, k]
+                    if f != j:
+                        wjf = _weight(w, f, j) if w.symmetric else _weight(w, j, f)
+                        h += _mul(wjf, np.float64(2 * st.new[c, f]))
+                st.H[c, j] = h
+        cuda.syncthreads()  # every thread has read new[] of the flipped neurons
+        for j in range(t, N, nt):
+            st.S[c, j] = st.new[c, j]
+        if w.layout == AFFINE and t == 0:
+            m = st.M[c]
+            for k in range(n_flips):
+                m += 2 * np.int64(st.new[c, st.flist[c, k]])
+            st.M[c] = m
         if cycle:  # a 2-cycle: synchronous dynamics would alternate forever
             return sweep + 1, False
     return max_sweeps, False
@@ -301,10 +450,13 @@ def _recall_kernel(w, st, seeds, run, sweeps, converged):
     """One block per cue (blockIdx.x); S and the fields or sums of ``st`` are updated in place."""
     c = cuda.blockIdx.x
     rng = cuda.shared.array(1, np.uint64)
+    sh = cuda.shared.array(_SHARED_CELLS, np.int64)
+    pf = cuda.shared.array(PENDING, np.int32)
+    pd = cuda.shared.array(PENDING, np.int32)
     if run.mode == _SYNC:
-        n, ok = _run_sync(w, st, c, run.max_sweeps)
+        n, ok = _run_sync(w, st, c, run.max_sweeps, sh)
     else:
-        n, ok = _run_async(w, st, c, seeds[c], run, rng)
+        n, ok = _run_async(w, st, c, seeds[c], run, rng, sh, pf, pd)
     if cuda.threadIdx.x == 0:
         sweeps[c] = n
         converged[c] = ok
@@ -603,6 +755,7 @@ def _cue_state(S, run, *, H=None, U=None, M=None) -> CueState:
         order=cuda.device_array((C, N), np.int32) if async_random else _placeholder(np.int32),
         new=cuda.device_array((C, N), np.int8) if sync else _placeholder(np.int8),
         prev=cuda.device_array((C, N), np.int8) if sync else _placeholder(np.int8),
+        flist=cuda.device_array((C, N), np.int32) if sync else _placeholder(np.int32),
     )
 
 
@@ -611,7 +764,7 @@ def _launch_recall(w: DeviceWeights, st: CueState, S, seeds, run, sweeps, conver
     d_sweeps = cuda.device_array(C, np.int64)
     d_conv = cuda.device_array(C, np.bool_)
     run = K.RunOptions(int(run.max_sweeps), int(run.mode), float(run.temperature))
-    _recall_kernel[C, max(1, min(THREADS, N))](w, st, cuda.to_device(seeds), run, d_sweeps, d_conv)
+    _recall_kernel[C, max(1, min(THREADS, MAX_THREADS, N))](w, st, cuda.to_device(seeds), run, d_sweeps, d_conv)
     S[:] = st.S.copy_to_host()
     sweeps[:] = d_sweeps.copy_to_host()
     converged[:] = d_conv.copy_to_host()

@@ -79,7 +79,7 @@ def footprint(step: str, n_neurons: int, *, where: str = "cuda", n_cues: int = 1
       elements (chunk sums).
     * recall: the weights, 4 N^2 (float32) or N^2 (uint8 codes) + 4 rows 2^bits (codebook),
       and per cue: state N + fields 8 N (float64; ``affine``: integer sums 4 N + 8) +
-      visiting order 4 N (async and glauber; int32) or two states 2 N (sync) + 17 (seed,
+      visiting order 4 N (async and glauber; int32) or two states and a flip list 6 N (sync) + 17 (seed,
       sweeps, flag).
 
     Host (``where="host"``), the arrays the CUDA pipeline keeps in RAM: store, patterns P N
@@ -142,7 +142,7 @@ def footprint(step: str, n_neurons: int, *, where: str = "cuda", n_cues: int = 1
             else:
                 parts["fields 8 N per cue"] = C * 8 * N
             if dynamics == "sync":
-                parts["new and previous states 2 N per cue"] = C * 2 * N
+                parts["new and previous states 2 N + flip list 4 N per cue"] = C * 6 * N
             elif dynamics != "async-fixed":
                 parts["visiting order 4 N per cue"] = C * 4 * N
             parts["seed, sweeps, flag 17 per cue"] = C * 17

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from quantization import atomic_write
 
-from ._validate import check_fraction, check_positive_int
+from ._validate import check_device, check_fraction, check_positive_int
 from .measures import target_overlaps
 from .network import HopfieldNetwork
 from .patterns import flip_noise, random_patterns
@@ -77,7 +77,7 @@ def _task_seed(seed: int, *keys: float) -> np.random.SeedSequence:
 
 
 def _measure(net: HopfieldNetwork, X: np.ndarray, configs: list[dict], noise: float, ss: np.random.SeedSequence,
-             threshold: float, dynamics: str, max_sweeps: int, base: dict) -> list[dict]:
+             threshold: float, dynamics: str, max_sweeps: int, base: dict, device: str = "cpu") -> list[dict]:
     cue_seed, dyn_seed = ss.spawn(2)
     cues = flip_noise(X, noise, seed=np.random.default_rng(cue_seed))
     rows = []
@@ -89,10 +89,10 @@ def _measure(net: HopfieldNetwork, X: np.ndarray, configs: list[dict], noise: fl
         else:
             key = (cfg["bits"], cfg["scheme"], cfg["objective"])
             if key not in cache:
-                cache[key] = net.quantize(cfg["bits"], cfg["scheme"], cfg["objective"])
+                cache[key] = net.quantize(cfg["bits"], cfg["scheme"], cfg["objective"], device=device)
             qnet = cache[key]
             rho = qnet.rho
-        res = qnet.recall(cues, dynamics=dynamics, max_sweeps=max_sweeps,
+        res = qnet.recall(cues, dynamics=dynamics, max_sweeps=max_sweeps, device=device,
                           seed=np.random.default_rng(dyn_seed.generate_state(1)[0]))
         m = target_overlaps(res.states, X)
         rows.append({**base, **cfg, "noise": noise, "rho": rho, "retrieved": float(np.mean(m >= threshold)),
@@ -110,17 +110,20 @@ def run_task(spec: dict) -> list[dict]:
     ss = _task_seed(seed, N, a, t)
     pat_seed, *noise_seeds = ss.spawn(1 + len(spec["noise_levels"]))
     X = random_patterns(P, N, seed=np.random.default_rng(pat_seed))
-    net = HopfieldNetwork.from_patterns(X, spec["rule"])
+    device = spec.get("device", "cpu")
+    net = HopfieldNetwork.from_patterns(X, spec["rule"], device=device if spec["rule"] == "hebb" else "cpu")
     base = dict(n_neurons=N, load=a, n_patterns=P, rule=spec["rule"], dynamics=spec["dynamics"], trial=t)
     rows = []
     for f, nss in zip(spec["noise_levels"], noise_seeds):
         rows += _measure(net, X, spec["configs"], f, nss, spec["threshold"], spec["dynamics"], spec["max_sweeps"],
-                         base)
+                         base, device)
     return rows
 
 
 def _task_file(cache_dir, spec: dict) -> Path:
-    key = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    # the device is not part of the key: the CUDA kernels give the CPU's results bit for bit
+    same = {k: v for k, v in spec.items() if k != "device"}
+    key = hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return Path(cache_dir) / f"{spec['study']}-N{spec['n_neurons']}-a{spec['load']:.6f}-t{spec['trial']}-{key}.json"
 
 
@@ -267,8 +270,9 @@ def _harvest(futures, results, done, finished) -> None:
 
 
 def _study(n_neurons, loads, configs, noise_levels, trials, threshold, rule, dynamics, max_sweeps, seed, progress,
-           desc, cache_dir=None, jobs=1, scheduler=None) -> list[dict]:
+           desc, cache_dir=None, jobs=1, scheduler=None, device="cpu") -> list[dict]:
     N = check_positive_int(n_neurons, "n_neurons", 2)
+    device = check_device(device)
     trials = check_positive_int(trials, "trials")
     threshold = check_fraction(threshold, "threshold")
     loads = [float(a) for a in loads]
@@ -277,7 +281,7 @@ def _study(n_neurons, loads, configs, noise_levels, trials, threshold, rule, dyn
     noise_levels = [check_fraction(f, "noise") for f in noise_levels]
     specs = [dict(study=desc.replace(" ", "_"), n_neurons=N, load=a, trial=t, configs=list(configs),
                   noise_levels=noise_levels, threshold=threshold, rule=rule, dynamics=dynamics,
-                  max_sweeps=int(max_sweeps), seed=int(seed))
+                  max_sweeps=int(max_sweeps), seed=int(seed), device=device)
              for a in loads for t in range(trials)]
     return run_tasks(specs, cache_dir, jobs, scheduler, progress, desc)
 
@@ -287,7 +291,7 @@ def capacity(n_neurons: int = 1000, loads: Sequence[float] = tuple(np.round(np.a
              objectives: Sequence[str] = ("correlation",), trials: int = 3, cue_noise: float = 0.0,
              threshold: float = 0.95, rule: str = "hebb", dynamics: str = "async", max_sweeps: int = 100,
              seed: int = 0, progress: bool = False, configs: Sequence[dict] | None = None,
-             cache_dir=None, jobs: int = 1, scheduler: str | None = None) -> list[dict]:
+             cache_dir=None, jobs: int = 1, scheduler: str | None = None, device: str = "cpu") -> list[dict]:
     """Fraction of stored patterns retrieved versus load alpha = P/N, per weight variant.
 
     Parameters
@@ -320,6 +324,10 @@ def capacity(n_neurons: int = 1000, loads: Sequence[float] = tuple(np.round(np.a
     jobs, scheduler :
         Run tasks on ``jobs`` local processes or on a Dask cluster (see
         :func:`run_tasks`); the rows are identical whatever the backend.
+    device : {"cpu", "cuda"}, default "cpu"
+        Where each task stores (Hebb rule only; other rules store on the CPU), quantizes
+        and recalls (see :meth:`HopfieldNetwork.recall`).  The rows are the same on both,
+        so a cache filled on a GPU serves a CPU run and the other way round.
 
     Returns
     -------
@@ -330,7 +338,7 @@ def capacity(n_neurons: int = 1000, loads: Sequence[float] = tuple(np.round(np.a
     """
     cfgs = list(configs) if configs is not None else weight_configs(bits, schemes, objectives)
     return _study(n_neurons, loads, cfgs, [cue_noise], trials, threshold, rule, dynamics, max_sweeps, seed, progress,
-                  "capacity", cache_dir, jobs, scheduler)
+                  "capacity", cache_dir, jobs, scheduler, device)
 
 
 def critical_loads(rows: list[dict], fraction: float = 0.5, n_boot: int = 200, seed: int = 0) -> list[dict]:

@@ -33,11 +33,12 @@ HOST_BYTES = 128e9
 @pytest.fixture(scope="module")
 def cu():
     backend = _device.cuda_backend()
-    saved = {k: getattr(backend, k) for k in ("THREADS", "TILE", "RANGE_THREADS", "ENCODE_THREADS")}
+    saved = {k: getattr(backend, k) for k in ("THREADS", "TILE", "RANGE_THREADS", "ENCODE_THREADS", "PENDING")}
     interval = sys.getswitchinterval()
     backend.THREADS, backend.RANGE_THREADS, backend.ENCODE_THREADS = 8, 8, 8
     if backend.SIMULATOR:
         backend.TILE = 4  # a compile-time shared-memory shape on a real GPU: only the simulator may change it
+        backend.PENDING = 3  # likewise: the held-back flips are applied every third flip
         sys.setswitchinterval(2e-4)  # the simulator's threads hand over the GIL sooner: 3x faster here
     yield backend
     for k, v in saved.items():
@@ -320,7 +321,7 @@ def test_footprint_states_each_array_and_the_readme_quotes_it():
     assert fp.total == N * N + 4 * 16 + C * (N + 8 * N + 4 * N + 17)
     assert "codes N^2 10 GB" in str(fp)
     f32 = _device.footprint("recall", N, n_cues=C, weights="float32", dynamics="sync")
-    assert f32.total == 4 * N * N + C * (N + 8 * N + 2 * N + 17)
+    assert f32.total == 4 * N * N + C * (N + 8 * N + 6 * N + 17)
     assert _device.footprint("quantize", N, where="host").total == 6 * N * N
     assert _device.footprint("store", N, n_patterns=10_000, where="host").total == 4 * N * N + 10_000 * N
     assert _device.footprint("store", N, n_patterns=10_000).total < 2 * 2**30  # slabs on the GPU
