@@ -12,8 +12,12 @@
 #      then at N=30,000 with every core;
 #   4. bench_gpu.py at N = 10,000, 30,000 and 100,000 (CUDA rows; the first cues of each
 #      recall checked against the CPU);
-#   5. theory_vs_simulation.py's five core variants at N = 16,000 and 32,000 on the GPU,
-#      resumable: the task cache and the tables go to $OUT/theory.tar.gz.
+#   5. tests/test_cuda.py on the GPU (NUMBA_ENABLE_CUDASIM=0): the CUDA kernels against the
+#      CPU and the slow references, bit for bit;
+#   6. theory_vs_simulation.py's five core variants at N = 16,000 and 32,000 on the GPU,
+#      resumable: the task cache and the tables go to $OUT/theory.tar.gz;
+#   7. with OLD_TREE=<a checkout of an earlier version>, its bench_gpu.py at N = 10,000 and
+#      30,000, appended to gpu.log (a before/after on the same GPU).
 # Logs: $OUT/summary.txt, cpu.log, gpu.log, gpu/bench_gpu.{txt,csv}, theory.log (8 files in all).
 set -u
 cd "$(dirname "$0")/.."
@@ -86,8 +90,14 @@ print('compiled')"
 step "cpu-N$N1-$CORES-threads" cpu.log 80 $(threads "$CORES") $PY bench/bench_hopfield.py --n $N1 --p $P1 --cues $CUES --nd3-n 0
 step "cpu-N$N1-2-threads" cpu.log 80 $(threads 2) $PY bench/bench_hopfield.py --n $N1 --p $P1 --cues $CUES --nd3-n 0 --no-reference
 step "cpu-N$N2-$CORES-threads" cpu.log 90 $(threads "$CORES") $PY bench/bench_hopfield.py --n $N2 --p $P2 --cues $CUES --nd3-n 0 --no-float --no-reference
-step gpu gpu.log 220 $PY bench/bench_gpu.py --out "$OUT/gpu" --sizes $GPU_SIZES --cues $CUES --cpu-max-n 0 --check 4
+step gpu gpu.log 200 $PY bench/bench_gpu.py --out "$OUT/gpu" --sizes $GPU_SIZES --cues $CUES --cpu-max-n 0 --check 4
+step gpu-tests gpu.log 90 env NUMBA_ENABLE_CUDASIM=0 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py
 step theory theory.log 600 $PY bench/theory_vs_simulation.py --configs core --device "${THEORY_DEVICE:-cuda}" $THEORY \
   --out "$OUT/theory" --cache "$OUT/theory/cache"
 tar czf "$OUT/theory.tar.gz" -C "$OUT" theory 2>/dev/null && rm -rf "$OUT/theory"
+if [ -d "${OLD_TREE:-}" ]; then  # the previous CUDA kernels, for a before/after on the same GPU
+  step gpu-before gpu.log 120 $PY "$OLD_TREE/bench/bench_gpu.py" --out "$OUT/gpu-before" --sizes 10000,30000 \
+    --cues $CUES --cpu-max-n 0 --check 4
+  cat "$OUT/gpu-before/bench_gpu.txt" >>"$OUT/gpu.log" 2>/dev/null && rm -rf "$OUT/gpu-before"
+fi
 echo "== done at $(($(date +%s) - T0)) s" | tee -a "$OUT/summary.txt"
