@@ -38,7 +38,8 @@ Same results as the CPU kernels (``hopfield/_kernels.py``), bit for bit:
   most 1 ulp from the true value) and from the C library on the CPU.  The two may differ in
   the last bit, which changes a decision only when the uniform draw falls within that bit
   of P(s = +1): about 1e-16 per update.  The simulator uses the C library, as the CPU does.
-* Hebbian store: integer sums, then float32(k) / float32(N) rounded once, as numpy does.
+* Hebbian store: integer sums from bit-packed patterns (agreements minus disagreements, by
+  XOR and popcount), then float32(k) / float32(N) rounded once, as numpy does.
 * Encode: one thread per 65,536-element chunk sums its chunk in order, as the CPU's
   ``quantization._encode.encode`` does per chunk; the host adds the chunk sums in order.
 """
@@ -65,6 +66,8 @@ PENDING = 16  # flips an asynchronous cue holds back from its fields (a compile-
 _NO_FLIP = 1 << 62  # "no flip in this window"
 _SHARED_CELLS = MAX_THREADS + 1
 TILE = 16  # GEMM tiles: TILE x TILE threads per block (compile-time shared-memory shape)
+HEBB_R = 4  # tiled products (Hebbian store, initial fields): each thread computes HEBB_R x HEBB_R outputs
+HEBB_WORDS = 8  # Hebbian store: 32-bit words of the bit-packed patterns per shared-memory stage
 ENCODE_THREADS = 128  # threads per block of the encode kernel (one chunk each)
 RANGE_THREADS = 256  # threads per block of the min/max reduction over float W
 RANGE_PER_THREAD = 1 << 12  # elements per thread of that reduction, at least
@@ -467,30 +470,45 @@ def _recall_kernel(w, st, seeds, run, sweeps, converged):
 
 @cuda.jit
 def _table_fields_kernel(w, S, H):
-    """H[c, i] = sum_{j != i} W[i, j] S[c, j] in float64; blocks of TILE x TILE threads,
-    cues along blockIdx.x, neurons along blockIdx.y.  The products +-1 x w are exact."""
+    """H[c, i] = sum_{j != i} W[i, j] S[c, j] in float64.  TILE x TILE threads, each
+    HEBB_R x HEBB_R outputs (cues c0 + ty + u TILE, neurons i0 + tx + v TILE) of a tile of
+    TILE HEBB_R cues (blockIdx.x) by as many neurons (blockIdx.y), TILE terms j in shared
+    memory at a time.  The products +-1 x w are exact."""
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
     C, N = S.shape
-    c0 = cuda.blockIdx.x * TILE
-    i0 = cuda.blockIdx.y * TILE
-    sS = cuda.shared.array((TILE, TILE), np.float64)  # [cue, j]
-    sW = cuda.shared.array((TILE, TILE), np.float64)  # [j, neuron]: reads along a warp are consecutive
-    acc = 0.0
+    span = TILE * HEBB_R
+    c0 = cuda.blockIdx.x * span
+    i0 = cuda.blockIdx.y * span
+    sS = cuda.shared.array((TILE, TILE * HEBB_R), np.float64)  # [j, cue]
+    sW = cuda.shared.array((TILE, TILE * HEBB_R), np.float64)  # [j, neuron]
+    acc = cuda.local.array((HEBB_R, HEBB_R), np.float64)
+    for u in range(HEBB_R):
+        for v in range(HEBB_R):
+            acc[u, v] = 0.0
+    tid = ty * TILE + tx
     for j0 in range(0, N, TILE):
-        c = c0 + ty
-        i = i0 + ty
-        j = j0 + tx
-        sS[ty, tx] = np.float64(S[c, j]) if c < C and j < N else 0.0
-        sW[tx, ty] = _weight(w, i, j) if i < N and j < N and i != j else 0.0
+        for e in range(tid, span * TILE, TILE * TILE):
+            r = e // TILE
+            k = e % TILE
+            c = c0 + r
+            i = i0 + r
+            j = j0 + k
+            sS[k, r] = np.float64(S[c, j]) if c < C and j < N else 0.0
+            sW[k, r] = _weight(w, i, j) if i < N and j < N and i != j else 0.0
         cuda.syncthreads()
         for k in range(TILE):
-            acc += sS[ty, k] * sW[k, tx]
+            for u in range(HEBB_R):
+                sv = sS[k, ty + u * TILE]
+                for v in range(HEBB_R):
+                    acc[u, v] += sv * sW[k, tx + v * TILE]
         cuda.syncthreads()
-    c = c0 + ty
-    i = i0 + tx
-    if c < C and i < N:
-        H[c, i] = acc
+    for u in range(HEBB_R):
+        c = c0 + ty + u * TILE
+        for v in range(HEBB_R):
+            i = i0 + tx + v * TILE
+            if c < C and i < N:
+                H[c, i] = acc[u, v]
 
 
 @cuda.jit
@@ -499,25 +517,38 @@ def _affine_sums_kernel(codes, S, U):
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
     C, N = S.shape
-    c0 = cuda.blockIdx.x * TILE
-    i0 = cuda.blockIdx.y * TILE
-    sS = cuda.shared.array((TILE, TILE), np.int32)
-    sW = cuda.shared.array((TILE, TILE), np.int32)
-    acc = np.int32(0)
+    span = TILE * HEBB_R
+    c0 = cuda.blockIdx.x * span
+    i0 = cuda.blockIdx.y * span
+    sS = cuda.shared.array((TILE, TILE * HEBB_R), np.int32)  # [j, cue]
+    sC = cuda.shared.array((TILE, TILE * HEBB_R), np.int32)  # [j, neuron]
+    acc = cuda.local.array((HEBB_R, HEBB_R), np.int32)
+    for u in range(HEBB_R):
+        for v in range(HEBB_R):
+            acc[u, v] = 0
+    tid = ty * TILE + tx
     for j0 in range(0, N, TILE):
-        c = c0 + ty
-        i = i0 + ty
-        j = j0 + tx
-        sS[ty, tx] = np.int32(S[c, j]) if c < C and j < N else np.int32(0)
-        sW[tx, ty] = np.int32(codes[i, j]) if i < N and j < N and i != j else np.int32(0)
+        for e in range(tid, span * TILE, TILE * TILE):
+            r = e // TILE
+            k = e % TILE
+            c = c0 + r
+            i = i0 + r
+            j = j0 + k
+            sS[k, r] = np.int32(S[c, j]) if c < C and j < N else np.int32(0)
+            sC[k, r] = np.int32(codes[i, j]) if i < N and j < N and i != j else np.int32(0)
         cuda.syncthreads()
         for k in range(TILE):
-            acc += sS[ty, k] * sW[k, tx]
+            for u in range(HEBB_R):
+                sv = sS[k, ty + u * TILE]
+                for v in range(HEBB_R):
+                    acc[u, v] += sv * sC[k, tx + v * TILE]
         cuda.syncthreads()
-    c = c0 + ty
-    i = i0 + tx
-    if c < C and i < N:
-        U[c, i] = acc
+    for u in range(HEBB_R):
+        c = c0 + ty + u * TILE
+        for v in range(HEBB_R):
+            i = i0 + tx + v * TILE
+            if c < C and i < N:
+                U[c, i] = acc[u, v]
 
 
 @cuda.jit
@@ -543,33 +574,60 @@ def _abs_range_kernel(values, out):
 
 
 @cuda.jit
-def _hebb_kernel(X, r0, W):
-    """W[a, j] = float32(sum_p X[p, r0 + a] X[p, j]) / float32(N), 0 where r0 + a == j: a
-    slab of rows of the Hebbian matrix from integer sums; TILE x TILE threads, slab rows
-    along blockIdx.y, columns along blockIdx.x."""
+def _hebb_kernel(B, P, r0, W):
+    """W[a, j] = float32(P - 2 popc(B[r0 + a] ^ B[j])) / float32(N), 0 where r0 + a == j:
+    a slab of rows of the Hebbian matrix from bit-packed patterns.  B is (N, words) uint32,
+    bit p of neuron n set when x_pn = +1, padding bits 0; agreements minus disagreements
+    over the P patterns is P - 2 (disagreements), an exact integer.  TILE x TILE threads,
+    each HEBB_R x HEBB_R outputs (rows ty + u TILE, columns tx + v TILE) of a square tile of
+    TILE HEBB_R slab rows (blockIdx.y) by as many columns (blockIdx.x), HEBB_WORDS words of
+    the patterns in shared memory at a time."""
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
+    N, n_words = B.shape
+    rows = W.shape[0]
+    span = TILE * HEBB_R
+    a0 = cuda.blockIdx.y * span
+    j0 = cuda.blockIdx.x * span
+    sA = cuda.shared.array((HEBB_WORDS, TILE * HEBB_R), np.uint32)  # [word, slab row]
+    sB = cuda.shared.array((HEBB_WORDS, TILE * HEBB_R), np.uint32)  # [word, column]
+    acc = cuda.local.array((HEBB_R, HEBB_R), np.int32)
+    for u in range(HEBB_R):
+        for v in range(HEBB_R):
+            acc[u, v] = 0
+    tid = ty * TILE + tx
+    for w0 in range(0, n_words, HEBB_WORDS):
+        for e in range(tid, span * HEBB_WORDS, TILE * TILE):
+            r = e // HEBB_WORDS
+            k = e % HEBB_WORDS
+            a = a0 + r
+            j = j0 + r
+            wd = w0 + k
+            sA[k, r] = B[r0 + a, wd] if a < rows and wd < n_words else np.uint32(0)
+            sB[k, r] = B[j, wd] if j < N and wd < n_words else np.uint32(0)
+        cuda.syncthreads()
+        for k in range(HEBB_WORDS):
+            for u in range(HEBB_R):
+                av = sA[k, ty + u * TILE]
+                for v in range(HEBB_R):
+                    acc[u, v] += cuda.popc(av ^ sB[k, tx + v * TILE])
+        cuda.syncthreads()
+    for u in range(HEBB_R):
+        a = a0 + ty + u * TILE
+        for v in range(HEBB_R):
+            j = j0 + tx + v * TILE
+            if a < rows and j < N:
+                W[a, j] = np.float32(0.0) if r0 + a == j else np.float32(P - 2 * acc[u, v]) / np.float32(N)
+
+
+def _pack_patterns(X: np.ndarray) -> np.ndarray:
+    """(N, ceil(P / 32)) uint32: bit p of row n is 1 where X[p, n] = +1, padding bits 0."""
     P, N = X.shape
-    B = W.shape[0]
-    a0 = cuda.blockIdx.y * TILE
-    j0 = cuda.blockIdx.x * TILE
-    sA = cuda.shared.array((TILE, TILE), np.int32)  # [p, row]
-    sB = cuda.shared.array((TILE, TILE), np.int32)  # [p, column]
-    acc = np.int32(0)
-    for p0 in range(0, P, TILE):
-        p = p0 + ty
-        a = a0 + tx
-        j = j0 + tx
-        sA[ty, tx] = np.int32(X[p, r0 + a]) if p < P and a < B else np.int32(0)
-        sB[ty, tx] = np.int32(X[p, j]) if p < P and j < N else np.int32(0)
-        cuda.syncthreads()
-        for k in range(TILE):
-            acc += sA[k, ty] * sB[k, tx]
-        cuda.syncthreads()
-    a = a0 + ty
-    j = j0 + tx
-    if a < B and j < N:
-        W[a, j] = np.float32(0.0) if r0 + a == j else np.float32(acc) / np.float32(N)
+    words = -(-P // 32)
+    bits = np.packbits(X.T > 0, axis=1, bitorder="little")  # (N, ceil(P / 8)) bytes, little-endian bit order
+    out = np.zeros((N, 4 * words), np.uint8)
+    out[:, :bits.shape[1]] = bits
+    return out.view("<u4").astype(np.uint32, copy=False)
 
 
 @cuda.jit
@@ -661,13 +719,14 @@ def hebb(X: np.ndarray) -> np.ndarray:
     check_fits(_device.footprint("store", N, n_patterns=P), "Store with device='cpu'.")
     W = np.empty((N, N), np.float32)
     rows = _device._slab_rows(N)
-    dX = cuda.to_device(np.ascontiguousarray(X, dtype=np.int8))
+    dB = cuda.to_device(_pack_patterns(X))
     dW = cuda.device_array((rows, N), np.float32)
+    span = TILE * HEBB_R
     for r0 in range(0, N, rows):
-        B = min(rows, N - r0)
-        out = dW[:B]
-        _hebb_kernel[(_blocks(N, TILE), _blocks(B, TILE)), (TILE, TILE)](dX, r0, out)
-        out.copy_to_host(W[r0:r0 + B])
+        n_rows = min(rows, N - r0)
+        out = dW[:n_rows]
+        _hebb_kernel[(_blocks(N, span), _blocks(n_rows, span)), (TILE, TILE)](dB, P, r0, out)
+        out.copy_to_host(W[r0:r0 + n_rows])
     return W
 
 
@@ -792,7 +851,8 @@ def recall_table(tw: K.TableWeights, S, seeds, run: K.RunOptions, sweeps, conver
     dS = cuda.to_device(S)
     if exact:
         H = cuda.device_array((C, N), np.float64)
-        _table_fields_kernel[(_blocks(C, TILE), _blocks(N, TILE)), (TILE, TILE)](w, dS, H)
+        span = TILE * HEBB_R
+        _table_fields_kernel[(_blocks(C, span), _blocks(N, span)), (TILE, TILE)](w, dS, H)
     else:
         H = cuda.to_device(np.ascontiguousarray(host_fields(S), dtype=np.float64))
     _launch_recall(w, _cue_state(dS, run, H=H), S, seeds, run, sweeps, converged)
@@ -808,6 +868,7 @@ def recall_affine(aw: K.AffineWeights, S, seeds, run: K.RunOptions, sweeps, conv
                       float(aw.scale), float(aw.zero), float(aw.offset))
     dS = cuda.to_device(S)
     U = cuda.device_array((C, N), np.int32)
-    _affine_sums_kernel[(_blocks(C, TILE), _blocks(N, TILE)), (TILE, TILE)](d_codes, dS, U)
+    span = TILE * HEBB_R
+    _affine_sums_kernel[(_blocks(C, span), _blocks(N, span)), (TILE, TILE)](d_codes, dS, U)
     M = cuda.to_device(S.sum(axis=1, dtype=np.int64))
     _launch_recall(w, _cue_state(dS, run, U=U, M=M), S, seeds, run, sweeps, converged)

@@ -72,7 +72,8 @@ def footprint(step: str, n_neurons: int, *, where: str = "cuda", n_cues: int = 1
 
     GPU (``where="cuda"``):
 
-    * store (Hebb): patterns P N (int8) + one slab of W rows, min(4 N^2, 1 GiB) (float32);
+    * store (Hebb): the patterns bit-packed, 4 N ceil(P / 32) + one slab of W rows,
+      min(4 N^2, 1 GiB) (float32);
       the slabs go to the host W one after the other.
     * quantize: the fit runs on the host; the encode streams pieces of W: min(N^2, E)
       (4 + 1) bytes (float32 in, uint8 codes out, E = 1 GiB / 5) + 40 bytes per 65,536
@@ -114,10 +115,11 @@ def footprint(step: str, n_neurons: int, *, where: str = "cuda", n_cues: int = 1
     NN = N * N
     parts: dict[str, int] = {}
     if step == "store":
-        parts["patterns P N"] = P * N
         if where == "cuda":
+            parts["bit-packed patterns 4 N ceil(P / 32)"] = 4 * N * -(-P // 32)
             parts["W slab min(4 N^2, 1 GiB)"] = min(4 * NN, _slab_rows(N) * N * 4)
         else:
+            parts["patterns P N"] = P * N
             parts["W 4 N^2"] = 4 * NN
     elif step == "quantize":
         if where == "cuda":

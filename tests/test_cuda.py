@@ -85,7 +85,7 @@ def nets20():
 
 
 @needs_numba_cuda
-@pytest.mark.parametrize("N,P", [(12, 3), (37, 9)])
+@pytest.mark.parametrize("N,P", [(12, 3), (37, 9), (37, 70)])  # 70: three 32-bit words, the last one partial
 def test_hebbian_store_on_device_equals_the_cpu_and_the_textbook_loop(cu, N, P):
     X = random_patterns(P, N, seed=N)
     W = HopfieldNetwork.from_patterns(X, device="cuda").weights
@@ -151,11 +151,11 @@ def test_recall_on_device_equals_the_cpu_for_every_scheme_and_width(cu, nets20, 
 @needs_numba_cuda
 @pytest.mark.parametrize("dynamics", ["async", "sync"])
 def test_recall_on_device_past_several_threads_and_tiles(cu, dynamics):
-    """N = 37 (not a multiple of the 8 threads or the 4-wide tiles), 5 cues (two tiles),
-    float, affine (uniform whole-matrix) and table (lloyd) weights stored and quantized on
-    the device."""
+    """N = 37 (not a multiple of the 8 threads, the 4-wide tiles or the 16-wide output
+    tiles of the initial fields), 18 cues (two output tiles), float, affine (uniform
+    whole-matrix) and table (lloyd) weights stored and quantized on the device."""
     X = random_patterns(6, 37, seed=37)
-    cues = flip_noise(X[[0, 1, 2, 3, 5]], 0.25, seed=2)
+    cues = flip_noise(X[np.arange(18) % 6], 0.25, seed=2)
     cpu = HopfieldNetwork.from_patterns(X)
     gpu = HopfieldNetwork.from_patterns(X, device="cuda")
     pairs = [("float", cpu, gpu), ("uniform4", cpu.quantize(4), gpu.quantize(4, device="cuda")),
