@@ -201,6 +201,16 @@ def cuda_backend():
             "or the CUDA libraries are missing; numba.cuda.detect() tells which). Use device='cpu', or set "
             "NUMBA_ENABLE_CUDASIM=1 before numba.cuda is imported to run the CUDA kernels on numba-cuda's simulator "
             "(slow; for tests).")
+    if not numba.cuda.config.ENABLE_CUDASIM:
+        try:  # the lowering registries that every kernel compile loads
+            importlib.import_module("numba.cuda.cudaimpl")
+        except (AttributeError, ImportError) as exc:  # e.g. numba-cuda 0.30 with numpy 2.5 (no np.row_stack)
+            import numpy
+
+            raise ImportError(
+                f"numba-cuda cannot load its kernel compiler with numpy {numpy.__version__} ({type(exc).__name__}: "
+                f"{exc}). Install a numpy that this numba-cuda supports (numba-cuda 0.30 needs numpy < 2.5: "
+                "pip install 'numpy<2.5') or a newer numba-cuda, or use device='cpu'.") from exc
     from . import _cuda
 
     return _cuda

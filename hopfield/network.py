@@ -28,7 +28,8 @@ __all__ = ["HopfieldNetwork", "QuantizedHopfieldNetwork", "RecallResult", "DYNAM
 
 DYNAMICS = ("async", "async-fixed", "sync", "glauber")
 RULES = ("hebb", "projection", "storkey", "perceptron")
-_TILE_ELEMENTS = 1 << 22  # rows of W dequantized at a time for the initial fields (32 MiB float64)
+_TILE_ELEMENTS = 1 << 25  # elements of W per tile of the initial fields: 256 MiB float64 (128 MiB float32 for
+# the integer sums); wide tiles keep each GEMM from re-reading all the cues for a few rows
 _F32_EXACT_INTEGERS = 1 << 24  # float32 holds every integer up to 2**24 exactly
 _MAX_SWEEPS = int(np.iinfo(np.int64).max)  # the kernels count sweeps in int64
 # condition number of the Gram matrix X X^T (on the patterns' span) above which the

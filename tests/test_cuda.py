@@ -270,6 +270,28 @@ def test_numbas_builtin_cuda_target_is_refused(monkeypatch):
 
 
 @needs_numba_cuda
+def test_a_numba_cuda_that_cannot_compile_with_this_numpy_names_the_fix(monkeypatch):
+    """numba-cuda 0.30.4 with numpy 2.5 fails when it loads its lowering registries (numpy
+    dropped np.row_stack): the first device call says so and what to install."""
+    import importlib
+
+    import numba.cuda
+
+    real = importlib.import_module
+
+    def broken(name, *args):
+        if name == "numba.cuda.cudaimpl":
+            raise AttributeError("module 'numpy' has no attribute 'row_stack'")
+        return real(name, *args)
+
+    monkeypatch.setattr(numba.cuda.config, "ENABLE_CUDASIM", False)
+    monkeypatch.setattr(numba.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(importlib, "import_module", broken)
+    with pytest.raises(ImportError, match=r"cannot load its kernel compiler with numpy .*row_stack.*numpy<2\.5"):
+        _device.cuda_backend()
+
+
+@needs_numba_cuda
 def test_no_gpu_is_a_runtime_error(monkeypatch):
     import numba.cuda
 

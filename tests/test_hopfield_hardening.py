@@ -321,7 +321,7 @@ def test_fields_energy_rho_and_recall_past_one_tile(monkeypatch, N, tile_element
 
 @pytest.mark.slow
 def test_n_above_one_tile_without_patching():
-    N = 2053  # _TILE_ELEMENTS // N = 2043 rows: two tiles
+    N = 6007  # _TILE_ELEMENTS // N = 5585 rows: two tiles
     assert hnet._TILE_ELEMENTS // N < N
     X = random_patterns(8, N, seed=1)
     net = HopfieldNetwork.from_patterns(X)
