@@ -1,7 +1,7 @@
 """Speed of the Hopfield simulator: store, quantize, recall; against references.
 
     python bench/bench_hopfield.py [--n 10000] [--p 1000] [--cues 1000] [--nd3-n 1000]
-                                   [--no-float] [--no-reference]
+                                   [--no-float] [--no-reference] [--scaling]
 
 Threads: numba's (NUMBA_NUM_THREADS) and BLAS's (OPENBLAS_NUM_THREADS / OMP_NUM_THREADS);
 set both to compare thread counts, e.g. ``NUMBA_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2``.
@@ -92,7 +92,7 @@ def numpy_sync(W, cues, max_iter=100):
     return S, max_iter
 
 
-def part_a(N, P, n_cues, seed, with_float=True, with_reference=True):
+def part_a(N, P, n_cues, seed, with_float=True, with_reference=True, with_scaling=False):
     print(f"\nA. N={N:,}, P={P:,} (alpha={P / N:.3f}), {n_cues:,} cues with 10% flipped bits")
     X = random_patterns(P, N, seed=seed)
     targets = X[np.arange(n_cues) % P]
@@ -105,7 +105,7 @@ def part_a(N, P, n_cues, seed, with_float=True, with_reference=True):
     t_float, rf = timed(lambda: net.recall(cues, seed=seed)) if with_float else (None, None)
     t_q, rq = timed(lambda: q.recall(cues, seed=seed))
     t_sums = timed(lambda: q._integer_sums(cues))[0] if q._affine else float("nan")
-    kernel = kernel_scaling(q, cues, seed) if q._affine else {}
+    kernel = kernel_scaling(q, cues, seed) if q._affine and with_scaling else {}
     t_np, (S_np, iters) = timed(lambda: numpy_sync(net.weights, cues)) if with_reference else (None, (None, 0))
     S32 = cues.astype(np.float32)
     t_gemm = min(timed(lambda: S32 @ net.weights)[0] for _ in range(2))
@@ -183,9 +183,11 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-float", action="store_true", help="skip the recall on float32 weights")
     ap.add_argument("--no-reference", action="store_true", help="skip the numpy synchronous reference")
+    ap.add_argument("--scaling", action="store_true",
+                    help="time the affine dynamics kernel alone at 1, 2, 4, ... threads")
     a = ap.parse_args()
     print(describe())
-    part_a(a.n, a.p, a.cues, a.seed, not a.no_float, not a.no_reference)
+    part_a(a.n, a.p, a.cues, a.seed, not a.no_float, not a.no_reference, a.scaling)
     if a.nd3_n:
         part_b(a.nd3_n, a.seed)
 

@@ -87,8 +87,8 @@ n = HopfieldNetwork.from_patterns(X)
 for m in (n, n.quantize(4)):
     m.recall(X[:2]); m.recall(X[:2], dynamics='sync')
 print('compiled')"
-step "cpu-N$N1-$CORES-threads" cpu.log 80 $(threads "$CORES") $PY bench/bench_hopfield.py --n $N1 --p $P1 --cues $CUES --nd3-n 0
-step "cpu-N$N1-2-threads" cpu.log 80 $(threads 2) $PY bench/bench_hopfield.py --n $N1 --p $P1 --cues $CUES --nd3-n 0 --no-reference
+step "cpu-N$N1-$CORES-threads" cpu.log 80 $(threads "$CORES") $PY bench/bench_hopfield.py --n $N1 --p $P1 --cues $CUES --nd3-n 0 --scaling
+step "cpu-N$N1-2-threads" cpu.log 80 $(threads 2) $PY bench/bench_hopfield.py --n $N1 --p $P1 --cues $CUES --nd3-n 0 --no-reference --scaling
 step "cpu-N$N2-$CORES-threads" cpu.log 90 $(threads "$CORES") $PY bench/bench_hopfield.py --n $N2 --p $P2 --cues $CUES --nd3-n 0 --no-float --no-reference
 step gpu gpu.log 200 $PY bench/bench_gpu.py --out "$OUT/gpu" --sizes $GPU_SIZES --cues $CUES --cpu-max-n 0 --check 4
 step gpu-tests gpu.log 90 env NUMBA_ENABLE_CUDASIM=0 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py
