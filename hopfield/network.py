@@ -342,7 +342,9 @@ class HopfieldNetwork(_Network):
             raise ValueError(f"device='cuda' stores with rule='hebb' only, got rule={rule!r}; store with "
                              "device='cpu' (recall and quantize can still use device='cuda').")
         if rule == "hebb" and device == "cuda":
-            W = cuda_backend().hebb(X)  # the CPU's float32 values, zero diagonal
+            # the CPU's float32 values with a zero diagonal, finite by construction (|W_ij| <= P / N):
+            # no further O(N^2) pass (at N = 100,000 a serial isfinite alone takes seconds)
+            return cls._trusted(cuda_backend().hebb(X))
         elif rule == "hebb":
             Xf = X.astype(np.float32)
             # integer sums, exact in float32 for P < 2**24; two operands, so that numpy calls a
