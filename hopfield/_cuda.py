@@ -68,6 +68,7 @@ _SHARED_CELLS = MAX_THREADS + 1
 TILE = 16  # GEMM tiles: TILE x TILE threads per block (compile-time shared-memory shape)
 HEBB_R = 4  # tiled products (Hebbian store, initial fields): each thread computes HEBB_R x HEBB_R outputs
 HEBB_WORDS = 8  # Hebbian store: 32-bit words of the bit-packed patterns per shared-memory stage
+SPAN = TILE * HEBB_R  # rows and columns of an output tile (a compile-time shared-memory shape; set with TILE)
 ENCODE_THREADS = 128  # threads per block of the encode kernel (one chunk each)
 RANGE_THREADS = 256  # threads per block of the min/max reduction over float W
 RANGE_PER_THREAD = 1 << 12  # elements per thread of that reduction, at least
@@ -477,11 +478,11 @@ def _table_fields_kernel(w, S, H):
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
     C, N = S.shape
-    span = TILE * HEBB_R
+    span = SPAN
     c0 = cuda.blockIdx.x * span
     i0 = cuda.blockIdx.y * span
-    sS = cuda.shared.array((TILE, TILE * HEBB_R), np.float64)  # [j, cue]
-    sW = cuda.shared.array((TILE, TILE * HEBB_R), np.float64)  # [j, neuron]
+    sS = cuda.shared.array((TILE, SPAN), np.float64)  # [j, cue]
+    sW = cuda.shared.array((TILE, SPAN), np.float64)  # [j, neuron]
     acc = cuda.local.array((HEBB_R, HEBB_R), np.float64)
     for u in range(HEBB_R):
         for v in range(HEBB_R):
@@ -517,11 +518,11 @@ def _affine_sums_kernel(codes, S, U):
     tx = cuda.threadIdx.x
     ty = cuda.threadIdx.y
     C, N = S.shape
-    span = TILE * HEBB_R
+    span = SPAN
     c0 = cuda.blockIdx.x * span
     i0 = cuda.blockIdx.y * span
-    sS = cuda.shared.array((TILE, TILE * HEBB_R), np.int32)  # [j, cue]
-    sC = cuda.shared.array((TILE, TILE * HEBB_R), np.int32)  # [j, neuron]
+    sS = cuda.shared.array((TILE, SPAN), np.int32)  # [j, cue]
+    sC = cuda.shared.array((TILE, SPAN), np.int32)  # [j, neuron]
     acc = cuda.local.array((HEBB_R, HEBB_R), np.int32)
     for u in range(HEBB_R):
         for v in range(HEBB_R):
@@ -586,11 +587,11 @@ def _hebb_kernel(B, P, r0, W):
     ty = cuda.threadIdx.y
     N, n_words = B.shape
     rows = W.shape[0]
-    span = TILE * HEBB_R
+    span = SPAN
     a0 = cuda.blockIdx.y * span
     j0 = cuda.blockIdx.x * span
-    sA = cuda.shared.array((HEBB_WORDS, TILE * HEBB_R), np.uint32)  # [word, slab row]
-    sB = cuda.shared.array((HEBB_WORDS, TILE * HEBB_R), np.uint32)  # [word, column]
+    sA = cuda.shared.array((HEBB_WORDS, SPAN), np.uint32)  # [word, slab row]
+    sB = cuda.shared.array((HEBB_WORDS, SPAN), np.uint32)  # [word, column]
     acc = cuda.local.array((HEBB_R, HEBB_R), np.int32)
     for u in range(HEBB_R):
         for v in range(HEBB_R):
@@ -721,7 +722,7 @@ def hebb(X: np.ndarray) -> np.ndarray:
     rows = _device._slab_rows(N)
     dB = cuda.to_device(_pack_patterns(X))
     dW = cuda.device_array((rows, N), np.float32)
-    span = TILE * HEBB_R
+    span = SPAN
     for r0 in range(0, N, rows):
         n_rows = min(rows, N - r0)
         out = dW[:n_rows]
@@ -851,7 +852,7 @@ def recall_table(tw: K.TableWeights, S, seeds, run: K.RunOptions, sweeps, conver
     dS = cuda.to_device(S)
     if exact:
         H = cuda.device_array((C, N), np.float64)
-        span = TILE * HEBB_R
+        span = SPAN
         _table_fields_kernel[(_blocks(C, span), _blocks(N, span)), (TILE, TILE)](w, dS, H)
     else:
         H = cuda.to_device(np.ascontiguousarray(host_fields(S), dtype=np.float64))
@@ -868,7 +869,7 @@ def recall_affine(aw: K.AffineWeights, S, seeds, run: K.RunOptions, sweeps, conv
                       float(aw.scale), float(aw.zero), float(aw.offset))
     dS = cuda.to_device(S)
     U = cuda.device_array((C, N), np.int32)
-    span = TILE * HEBB_R
+    span = SPAN
     _affine_sums_kernel[(_blocks(C, span), _blocks(N, span)), (TILE, TILE)](d_codes, dS, U)
     M = cuda.to_device(S.sum(axis=1, dtype=np.int64))
     _launch_recall(w, _cue_state(dS, run, U=U, M=M), S, seeds, run, sweeps, converged)

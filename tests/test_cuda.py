@@ -33,11 +33,12 @@ HOST_BYTES = 128e9
 @pytest.fixture(scope="module")
 def cu():
     backend = _device.cuda_backend()
-    saved = {k: getattr(backend, k) for k in ("THREADS", "TILE", "RANGE_THREADS", "ENCODE_THREADS", "PENDING")}
+    saved = {k: getattr(backend, k) for k in ("THREADS", "TILE", "SPAN", "RANGE_THREADS", "ENCODE_THREADS", "PENDING")}
     interval = sys.getswitchinterval()
     backend.THREADS, backend.RANGE_THREADS, backend.ENCODE_THREADS = 8, 8, 8
     if backend.SIMULATOR:
         backend.TILE = 4  # a compile-time shared-memory shape on a real GPU: only the simulator may change it
+        backend.SPAN = 4 * backend.HEBB_R
         backend.PENDING = 3  # likewise: the held-back flips are applied every third flip
         sys.setswitchinterval(2e-4)  # the simulator's threads hand over the GIL sooner: 3x faster here
     yield backend
