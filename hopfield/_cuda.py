@@ -451,7 +451,8 @@ def _run_sync(w, st, c, max_sweeps, sh):
 
 @cuda.jit
 def _recall_kernel(w, st, seeds, run, sweeps, converged):
-    """One block per cue (blockIdx.x); S and the fields or sums of ``st`` are updated in place."""
+    """One block per cue (blockIdx.x); S is updated in place (the fields or sums of ``st``
+    too, except for the flips an asynchronous run still holds back when it ends)."""
     c = cuda.blockIdx.x
     rng = cuda.shared.array(1, np.uint64)
     sh = cuda.shared.array(_SHARED_CELLS, np.int64)

@@ -122,6 +122,7 @@ def run_task(spec: dict) -> list[dict]:
 
 def _task_file(cache_dir, spec: dict) -> Path:
     # the device is not part of the key: the CUDA kernels give the CPU's results bit for bit
+    # (Glauber dynamics up to the last bit of exp, see hopfield/_cuda.py)
     same = {k: v for k, v in spec.items() if k != "device"}
     key = hashlib.sha256(json.dumps(same, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return Path(cache_dir) / f"{spec['study']}-N{spec['n_neurons']}-a{spec['load']:.6f}-t{spec['trial']}-{key}.json"
@@ -326,8 +327,10 @@ def capacity(n_neurons: int = 1000, loads: Sequence[float] = tuple(np.round(np.a
         :func:`run_tasks`); the rows are identical whatever the backend.
     device : {"cpu", "cuda"}, default "cpu"
         Where each task stores (Hebb rule only; other rules store on the CPU), quantizes
-        and recalls (see :meth:`HopfieldNetwork.recall`).  The rows are the same on both,
-        so a cache filled on a GPU serves a CPU run and the other way round.
+        and recalls (see :meth:`HopfieldNetwork.recall`).  The rows are the same on both
+        (Glauber dynamics up to exp's last bit), so a cache filled on a GPU serves a CPU
+        run and the other way round.  With "cuda" keep ``jobs=1``: processes sharing one
+        GPU may each pass the free-memory check and then run out of memory together.
 
     Returns
     -------
@@ -427,11 +430,11 @@ def basins(n_neurons: int = 1000, loads: Sequence[float] = (0.05, 0.1), bits: Se
            schemes: Sequence[str] = ("uniform",), objectives: Sequence[str] = ("correlation",), trials: int = 2,
            threshold: float = 0.95, rule: str = "hebb", dynamics: str = "async", max_sweeps: int = 100,
            seed: int = 0, progress: bool = False, cache_dir=None, jobs: int = 1,
-           scheduler: str | None = None) -> list[dict]:
+           scheduler: str | None = None, device: str = "cpu") -> list[dict]:
     """Retrieval versus cue noise (fraction of flipped neurons) for chosen loads and bit
     widths; same columns and options as :func:`capacity`, one row per noise level too."""
     return _study(n_neurons, loads, weight_configs(bits, schemes, objectives), noise_levels, trials, threshold, rule,
-                  dynamics, max_sweeps, seed, progress, "basins", cache_dir, jobs, scheduler)
+                  dynamics, max_sweeps, seed, progress, "basins", cache_dir, jobs, scheduler, device)
 
 
 def recall_vs_bits(n_neurons: int = 1000, loads: Sequence[float] = (0.05, 0.1, 0.13),
@@ -440,12 +443,12 @@ def recall_vs_bits(n_neurons: int = 1000, loads: Sequence[float] = (0.05, 0.1, 0
                    objectives: Sequence[str] = ("correlation", "minmax"), cue_noise: float = 0.1, trials: int = 2,
                    threshold: float = 0.95, rule: str = "hebb", dynamics: str = "async", max_sweeps: int = 100,
                    seed: int = 0, progress: bool = False, cache_dir=None, jobs: int = 1,
-                   scheduler: str | None = None) -> list[dict]:
+                   scheduler: str | None = None, device: str = "cpu") -> list[dict]:
     """The main study: recall quality and weight correlation versus bits, per scheme
     and objective, from cues with ``cue_noise`` flipped neurons; columns and options as
     :func:`capacity`."""
     return _study(n_neurons, loads, weight_configs(bits, schemes, objectives), [cue_noise], trials, threshold, rule,
-                  dynamics, max_sweeps, seed, progress, "recall vs bits", cache_dir, jobs, scheduler)
+                  dynamics, max_sweeps, seed, progress, "recall vs bits", cache_dir, jobs, scheduler, device)
 
 
 def basin_radii(net, patterns: np.ndarray, noise_levels: Sequence[float] = tuple(np.round(np.arange(0, 0.51, 0.05), 3)),

@@ -81,7 +81,8 @@ def encode(X, center, scale, fit_levels, codes, stats):
 def row_range(X, lo, hi):
     """lo[r] = min and hi[r] = max of row r of the float rows ``X`` (no NaN), in chunks of
     ENCODE_CHUNK elements as :func:`encode`: min and max are exact in any order, so the
-    result equals numpy's whatever the thread count."""
+    result equals numpy's as a value whatever the thread count (of equal zeros of both signs
+    numpy and this may keep different ones)."""
     R, n = X.shape
     per_row = (n + ENCODE_CHUNK - 1) // ENCODE_CHUNK
     nchunk = R * per_row
