@@ -43,10 +43,12 @@ CORE = [c for c in CONFIGS if c["bits"] in ("float", 1) or (c["scheme"], c["obje
 TRIALS = {300: 2, 600: 2, 500: 8, 1000: 4, 2000: 2, 4000: 2, 8000: 1, 16000: 1, 32000: 1}
 
 
-def loads_for(N):
+def loads_for(N, step=0.01):
     """The loads of a size: the crossings of every variant lie inside them."""
     lo, hi = (0.08, 0.17) if N <= 4000 else (0.09, 0.16)
-    return tuple(np.round(np.arange(lo, hi + 0.005, 0.01), 3))
+    if step != 0.01:  # a finer grid over the crossings of the core variants
+        lo, hi = 0.095, 0.15
+    return tuple(np.round(np.arange(lo, hi + step / 2, step), 4))
 
 
 def name(c):
@@ -70,6 +72,8 @@ def main():
                     help="all: the 13 variants; core: float and 1-4-bit uniform correlation")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--cache", type=Path, default=None, help="task cache folder (default <out>/theory_cache)")
+    ap.add_argument("--load-step", type=float, default=0.01,
+                    help="spacing of the loads (default 0.01; a finer one covers 0.095-0.15, the core crossings)")
     a = ap.parse_args()
     sizes = [300, 600] if a.quick else a.sizes
     configs = CORE if a.configs == "core" else CONFIGS
@@ -79,7 +83,7 @@ def main():
     t0 = time.perf_counter()
     for N in sizes:
         t1 = time.perf_counter()
-        rows += studies.capacity(n_neurons=N, loads=loads_for(N), configs=configs, trials=TRIALS.get(N, 2),
+        rows += studies.capacity(n_neurons=N, loads=loads_for(N, a.load_step), configs=configs, trials=TRIALS.get(N, 2),
                                  threshold=0.97, seed=a.seed, cache_dir=cache, progress=sys.stderr.isatty(),
                                  device=a.device)
         print(f"N={N}: {time.perf_counter() - t1:.0f} s", flush=True)
