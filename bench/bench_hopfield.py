@@ -66,13 +66,11 @@ def kernel_scaling(q, cues, seed):
     seeds = _seed_per_cue(seed, len(cues))
     top = numba.get_num_threads()
     out = {}
-    k = 1
-    while k <= top:
+    for k in sorted({1 << i for i in range(top.bit_length())} | {top}):  # powers of 2 up to top, and top
         numba.set_num_threads(k)
         S, U, M = cues.copy(), U0.copy(), M0.copy()
         sweeps, conv = np.zeros(len(cues), np.int64), np.zeros(len(cues), np.bool_)
         out[k] = timed(lambda: K.recall_affine(w, S, U, M, seeds, run, sweeps, conv))[0]
-        k = k * 2 if k * 2 <= top or k == top else top
     numba.set_num_threads(top)
     return out
 

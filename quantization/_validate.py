@@ -53,22 +53,23 @@ def check_weights(w: object, name: str = "w") -> np.ndarray:
         arr = arr.astype(arr.dtype.newbyteorder("="))
     if arr.size == 0:
         raise ValueError(f"{name} is empty (shape {arr.shape}); there is nothing to quantize.")
+    n_bad = None
     if arr.size >= _PARALLEL_CHECK_SIZE and arr.dtype != np.float16 and arr.flags.c_contiguous:
         from ._encode import finite_absmax  # one parallel pass instead of numpy's serial ones
 
         n_bad, peak = finite_absmax(arr.reshape(-1))
-    else:
-        n_bad, peak = -1, None
-    finite = np.isfinite(arr) if n_bad != 0 else None
-    if finite is not None and not finite.all():
-        n_nan = int(np.isnan(arr).sum())
-        n_inf = int(arr.size - finite.sum() - n_nan)
-        first = np.unravel_index(int(np.argmin(finite)), arr.shape)
-        raise ValueError(
-            f"{name} contains {n_nan} NaN and {n_inf} inf values (first at index {tuple(int(i) for i in first)}); "
-            "quantization needs finite weights."
-        )
-    peak = float(np.max(np.abs(arr))) if peak is None else float(peak)
+    if n_bad != 0:  # a small array, or non-finite values to count and locate: numpy's passes
+        finite = np.isfinite(arr)
+        if not finite.all():
+            n_nan = int(np.isnan(arr).sum())
+            n_inf = int(arr.size - finite.sum() - n_nan)
+            first = np.unravel_index(int(np.argmin(finite)), arr.shape)
+            raise ValueError(
+                f"{name} contains {n_nan} NaN and {n_inf} inf values (first at index "
+                f"{tuple(int(i) for i in first)}); quantization needs finite weights."
+            )
+        peak = np.max(np.abs(arr))
+    peak = float(peak)
     if peak > _F32_MAX:
         raise ValueError(
             f"{name} has max |value| = {peak:.3g}, beyond the float32 range of the codebook ({_F32_MAX:.3g})."
