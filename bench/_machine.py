@@ -1,5 +1,6 @@
 """Describe the machine a benchmark ran on (printed at the top of every bench script)."""
 
+import importlib.metadata
 import os
 import platform
 
@@ -19,4 +20,13 @@ def describe() -> str:
         pass
     return (f"machine: {cpu}, {os.cpu_count()} cores, numba threads {numba.get_num_threads()}, "
             f"BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS', os.environ.get('OMP_NUM_THREADS', 'default'))}, "
-            f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}")
+            f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}{_torch()}")
+
+
+def _torch() -> str:
+    """torch's version (its int8 GEMM runs the Hopfield integer GEMMs, see hopfield._int8), if installed."""
+    try:
+        v = importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return ", no torch"
+    return f", torch {v}" + ("" if os.environ.get("HOPFIELD_INT8_GEMM", "1") != "0" else " (HOPFIELD_INT8_GEMM=0)")

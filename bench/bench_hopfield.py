@@ -30,7 +30,7 @@ from numba import njit, prange
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe  # noqa: E402
 
-from hopfield import HopfieldNetwork, flip_noise, random_patterns, target_overlaps  # noqa: E402
+from hopfield import HopfieldNetwork, _int8, flip_noise, random_patterns, target_overlaps  # noqa: E402
 
 
 @njit(parallel=True, cache=True)
@@ -96,13 +96,26 @@ def part_a(N, P, n_cues, seed, with_float=True, with_reference=True, with_scalin
     targets = X[np.arange(n_cues) % P]
     cues = flip_noise(targets, 0.1, seed=seed + 1)
     n_warm = min(N, 1100)  # above 2**20 weights: the parallel whole-matrix passes compile too
-    small = HopfieldNetwork.from_patterns(X[:5, :n_warm])  # warm up every kernel
-    small.recall(cues[:2, :n_warm]), small.quantize(4).recall(cues[:2, :n_warm])
+    for min_work in (_int8.MIN_WORK, 0):  # warm up every kernel, and import torch for the int8 GEMM
+        _int8.MIN_WORK, was = min_work, _int8.MIN_WORK
+        small = HopfieldNetwork.from_patterns(X[:5, :n_warm])
+        small.recall(cues[:2, :n_warm]), small.quantize(4).recall(cues[:2, :n_warm])
+        _int8.MIN_WORK = was
     t_store, net = timed(lambda: HopfieldNetwork.from_patterns(X))
     t_quant, q = timed(lambda: net.quantize(4, "uniform"))
     t_float, rf = timed(lambda: net.recall(cues, seed=seed)) if with_float else (None, None)
     t_q, rq = timed(lambda: q.recall(cues, seed=seed))
     t_sums = timed(lambda: q._integer_sums(cues))[0] if q._affine else float("nan")
+    int8 = _int8.usable(N * N * P)  # torch's int8 GEMM ran the store and the sums: time numpy's float32 GEMM too
+    if int8:
+        _int8.ENABLED = False
+        t_store32 = timed(lambda: HopfieldNetwork.from_patterns(X))[0]
+        t_sums32 = timed(lambda: q._integer_sums(cues))[0]
+        _int8.ENABLED = True
+        S8 = cues.astype(np.int8)
+        C8 = q.quantized.codes.view(np.int8)
+        U8 = np.empty(cues.shape, np.int32)
+        t_gemm8 = min(timed(lambda: _int8.matmul(S8, C8, U8))[0] for _ in range(2))
     kernel = kernel_scaling(q, cues, seed) if q._affine and with_scaling else {}
     t_np, (S_np, iters) = timed(lambda: numpy_sync(net.weights, cues)) if with_reference else (None, (None, 0))
     S32 = cues.astype(np.float32)
@@ -115,13 +128,22 @@ def part_a(N, P, n_cues, seed, with_float=True, with_reference=True, with_scalin
     m = lambda S: target_overlaps(np.asarray(S, np.int8), targets).mean()  # noqa: E731
     print(f"rho(W, Q4(W)) = {q.rho:.4f}; flips (lower bound) = {flips:,}")
     print(f"{'step':<52}{'seconds':>9}{'x limit':>9}  note")
-    print(f"{'store (Hebb, float32 GEMM)':<52}{t_store:>9.2f}{'':>9}")
+    gemm = "int8 GEMM, torch" if int8 else "float32 GEMM"
+    print(f"{f'store (Hebb, {gemm})':<52}{t_store:>9.2f}{'':>9}")
+    if int8:
+        print(f"{'store (Hebb, float32 GEMM: HOPFIELD_INT8_GEMM=0)':<52}{t_store32:>9.2f}{'':>9}  "
+              f"int8 {t_store32 / t_store:.1f}x faster")
     print(f"{'quantize 4-bit uniform, correlation (+ rho)':<52}{t_quant:>9.2f}{'':>9}")
     print(f"{'limit: f32 GEMM of fields + one code row per flip':<52}{limit:>9.2f}{1:>9.1f}  "
           f"GEMM {t_gemm:.2f} s + reads {t_read:.2f} s")
     print(f"{'recall async, quantized 4-bit (codes + codebook)':<52}{t_q:>9.2f}{t_q / limit:>9.1f}  "
           f"mean overlap {m(rq.states):.4f}, sweeps {rq.sweeps.mean():.2f}")
-    print(f"{'  of which the initial integer sums (f32 GEMM, tiles)':<52}{t_sums:>9.2f}{t_sums / limit:>9.1f}")
+    print(f"{f'  of which the initial integer sums ({gemm})':<52}{t_sums:>9.2f}{t_sums / limit:>9.1f}")
+    if int8:
+        print(f"{'  the same sums by float32 GEMM (tiles)':<52}{t_sums32:>9.2f}{t_sums32 / limit:>9.1f}  "
+              f"int8 {t_sums32 / t_sums:.1f}x faster")
+        print(f"{'limit with the int8 GEMM of the sums':<52}{t_gemm8 + t_read:>9.2f}{(t_gemm8 + t_read) / limit:>9.1f}  "
+              f"GEMM {t_gemm8:.2f} s + reads {t_read:.2f} s; recall {t_q / (t_gemm8 + t_read):.1f}x this limit")
     for k, t in kernel.items():
         print(f"{f'  the dynamics kernel alone, {k} threads':<52}{t:>9.2f}{t / limit:>9.1f}  "
               f"{kernel[1] / t:.1f}x one thread")

@@ -466,6 +466,19 @@ def finish_hebb(W, n):
         W[i, i] = 0.0
 
 
+@njit(cache=True, parallel=True)
+def finish_hebb_int(G, W, n):
+    """W = float32(G) / float32(n) with a zero diagonal, where W is int32 G's memory seen
+    as float32: each element is read before it is written (finish_hebb's values, for
+    |G| < 2**24)."""
+    N = G.shape[0]
+    d = np.float32(n)
+    for i in prange(N):
+        for j in range(N):
+            W[i, j] = np.float32(G[i, j]) / d
+        W[i, i] = 0.0
+
+
 # ----------------------------------------------------------------------- learning
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from quantization import QuantizedTensor, quantize
 from quantization import _core as _qcore
 
+from . import _int8
 from . import _kernels as K
 from ._device import cuda_backend
 from ._validate import check_device, check_patterns, check_positive_int, check_states, check_weights
@@ -345,6 +346,12 @@ class HopfieldNetwork(_Network):
             # the CPU's float32 values with a zero diagonal, finite by construction (|W_ij| <= P / N):
             # no further O(N^2) pass (at N = 100,000 a serial isfinite alone takes seconds)
             return cls._trusted(cuda_backend().hebb(X))
+        elif rule == "hebb" and _int8.usable(N * N * P) and P < _F32_EXACT_INTEGERS:
+            G = np.empty((N, N), np.int32)
+            _int8.matmul(X.T, X, G)  # the same integer sums, from int8 patterns (|G_ij| <= P)
+            W = G.view(np.float32)
+            K.finish_hebb_int(G, W, N)  # in place: float32(G) / N, zero diagonal, as the float32 branch
+            return cls._trusted(W)
         elif rule == "hebb":
             Xf = X.astype(np.float32)
             # integer sums, exact in float32 for P < 2**24; two operands, so that numpy calls a
@@ -518,9 +525,17 @@ class QuantizedHopfieldNetwork(_Network):
 
     def _integer_sums(self, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """U = S C^T without self-coupling (int32) and M = S.sum(1) (int64), exactly:
-        a float32 GEMM of integers is exact while every partial sum stays below 2**24."""
+        a float32 GEMM of integers is exact while every partial sum stays below 2**24;
+        torch's int8 GEMM (see :mod:`hopfield._int8`) gives the same integers."""
         N = self.n_neurons
         C = self.quantized.codes
+        top = (1 << self.bits) - 1
+        if top <= 127 and N * top <= _int8.INT32_LIMIT and _int8.usable(S.shape[0] * N * N):
+            C8 = C.view(np.int8)  # codes below 128: the same values as int8
+            U = _int8.matmul(S.astype(np.int8, copy=False), C8 if self.symmetric else C8.T,
+                             np.empty(S.shape, np.int32))
+            U -= S * np.diagonal(C).astype(np.int32)  # no self-coupling
+            return U, S.sum(axis=1, dtype=np.int64)
         dt = _gemm_dtype(N, self.bits)
         Sf = S.astype(dt)
         U = np.empty(S.shape, np.int32)
