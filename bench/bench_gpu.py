@@ -10,8 +10,9 @@ simulator when NUMBA_ENABLE_CUDASIM=1, or are skipped with the reason):
     python bench/bench_gpu.py --quick --out /tmp/bench_gpu
 
 For each N (P = N / 10 patterns, 1,000 cues with 10% flipped bits, 4-bit uniform codes):
-store (Hebb), quantize, asynchronous and synchronous recall on the codes, asynchronous
-recall on float32 W, each with device="cpu" (up to --cpu-max-n) and device="cuda", and
+store (Hebb), quantize, asynchronous and synchronous recall on the codes (synchronous on
+the GPU twice where PyTorch has CUDA: one int8 GEMM per sweep, hopfield._sync_gemm, and the
+numba-cuda kernels), asynchronous recall on float32 W, each with device="cpu" (up to --cpu-max-n) and device="cuda", and
 PyTorch's synchronous recall S = sign(S @ W) until no change (ties keep the state) on
 float16 W (float32 on a CPU).  Every CUDA recall row also says whether the first --check
 cues ended exactly as on the CPU (states, sweeps, flags).  The CUDA kernels are compiled
@@ -33,7 +34,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parents[1]))  # the package, ins
 from _machine import describe  # noqa: E402
 
 from hopfield import HopfieldNetwork, flip_noise, random_patterns, target_overlaps  # noqa: E402
-from hopfield import _device  # noqa: E402
+from hopfield import _device, _sync_gemm  # noqa: E402
 
 
 def timed(fn):
@@ -130,7 +131,9 @@ def warm_up(use_cuda: bool, simulator: bool):
         q = net.quantize(4, device=dev)
         for model in (net, q):
             model.recall(cues, seed=0, device=dev)
-            model.recall(cues, dynamics="sync", device=dev)
+            for _sync_gemm.ENABLED in (True, False):  # the int8-GEMM sync path and the kernels
+                model.recall(cues, dynamics="sync", device=dev)
+        _sync_gemm.ENABLED = True
 
 
 def guarded(rep: Report, N: int, step: str, fn):
@@ -179,13 +182,18 @@ def bench_size(rep: Report, N: int, n_cues: int, use_cuda: bool, cpu: bool, n_ch
     ref = nets.get("cpu") or nets.get("cuda")
     k = min(n_check, n_cues)
     for dev in devices:
+        gemm_sync = dev == "cuda" and _sync_gemm.available(4, N)  # sync on cuBLAS's int8 GEMM, and the kernels
         for label, model, dynamics in (("recall async, 4-bit codes", qs.get(dev), "async"),
                                        ("recall sync, 4-bit codes", qs.get(dev), "sync"),
+                                       ("recall sync, 4-bit codes, numba-cuda kernels", qs.get(dev) if gemm_sync
+                                        else None, "sync"),
                                        ("recall async, float32 W", nets.get(dev), "async")):
             if model is None:
                 continue
+            _sync_gemm.ENABLED = "numba-cuda" not in label
             out = guarded(rep, N, f"{label} {dev}",
                           lambda: timed(lambda: model.recall(cues, dynamics=dynamics, seed=seed, device=dev)))
+            _sync_gemm.ENABLED = True
             if out is None:
                 continue
             t, res = out
@@ -199,6 +207,8 @@ def bench_size(rep: Report, N: int, n_cues: int, use_cuda: bool, cpu: bool, n_ch
                                       and np.array_equal(cpu_res.sweeps, res.sweeps[:k])
                                       and np.array_equal(cpu_res.converged, res.converged[:k])) else "NO"
             note = f"overlap {target_overlaps(res.states, targets).mean():.4f}, sweeps {res.sweeps.mean():.2f}"
+            if gemm_sync and label == "recall sync, 4-bit codes":
+                note += ", int8 GEMM per sweep (torch)"
             if dev == "cuda" and (label, "cpu") in results:
                 note += f", {results[(label, 'cpu')] / t:.1f}x the CPU"
             rep.row(N, label, dev, t, equal, note)

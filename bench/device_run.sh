@@ -12,8 +12,9 @@
 #      then at N=30,000 with every core;
 #   4. bench_gpu.py at N = 10,000, 30,000 and 100,000 (CUDA rows; the first cues of each
 #      recall checked against the CPU);
-#   5. tests/test_cuda.py on the GPU (NUMBA_ENABLE_CUDASIM=0): the CUDA kernels against the
-#      CPU and the slow references, bit for bit;
+#   5. tests/test_cuda.py and tests/test_sync_gemm.py on the GPU (NUMBA_ENABLE_CUDASIM=0,
+#      HOPFIELD_SYNC_GEMM_DEVICE=cuda): the CUDA kernels and the int8-GEMM sync path against
+#      the CPU and the slow references, bit for bit;
 #   6. theory_vs_simulation.py's five core variants at N = 16,000 on the GPU,
 #      resumable: the task cache and the tables go to $OUT/theory.tar.gz;
 #   7. with OLD_TREE=<a checkout of an earlier version>, its bench_gpu.py at N = 10,000 and
@@ -91,7 +92,8 @@ step "cpu-N$N1-$CORES-threads" cpu.log 80 $(threads "$CORES") $PY bench/bench_ho
 step "cpu-N$N1-2-threads" cpu.log 80 $(threads 2) $PY bench/bench_hopfield.py --n $N1 --p $P1 --cues $CUES --nd3-n 0 --no-reference --scaling
 step "cpu-N$N2-$CORES-threads" cpu.log 90 $(threads "$CORES") $PY bench/bench_hopfield.py --n $N2 --p $P2 --cues $CUES --nd3-n 0 --no-float --no-reference
 step gpu gpu.log 200 $PY bench/bench_gpu.py --out "$OUT/gpu" --sizes $GPU_SIZES --cues $CUES --cpu-max-n 0 --check 4
-step gpu-tests gpu.log 90 env NUMBA_ENABLE_CUDASIM=0 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py
+step gpu-tests gpu.log 90 env NUMBA_ENABLE_CUDASIM=0 HOPFIELD_SYNC_GEMM_DEVICE=cuda $PY -m pytest -q -p no:cacheprovider \
+  tests/test_cuda.py tests/test_sync_gemm.py
 step theory theory.log 600 $PY bench/theory_vs_simulation.py --configs core --device "${THEORY_DEVICE:-cuda}" $THEORY \
   --out "$OUT/theory" --cache "$OUT/theory/cache"
 tar czf "$OUT/theory.tar.gz" -C "$OUT" theory 2>/dev/null && rm -rf "$OUT/theory"

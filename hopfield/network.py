@@ -20,7 +20,7 @@ import numpy as np
 from quantization import QuantizedTensor, quantize
 from quantization import _core as _qcore
 
-from . import _int8
+from . import _int8, _sync_gemm
 from . import _kernels as K
 from ._device import cuda_backend
 from ._validate import check_device, check_patterns, check_positive_int, check_states, check_weights
@@ -150,8 +150,10 @@ class _Network:
             "hopfield-quant[cuda]"``), one cue per thread block, with the same
             per-cue streams, visiting orders, ties and field arithmetic as the CPU, so
             states, sweeps and flags equal the CPU's (see ``hopfield/_cuda.py``; for
-            ``glauber`` up to exp's last bit, about 1e-16 per update).  Results come
-            back as host arrays.
+            ``glauber`` up to exp's last bit, about 1e-16 per update).  ``sync`` on a
+            uniform whole-matrix codebook of at most 7 bits runs as one int8 GEMM per
+            sweep through PyTorch when it has CUDA (``hopfield/_sync_gemm.py``), with
+            the same results.  Results come back as host arrays.
 
         Returns
         -------
@@ -557,8 +559,13 @@ class QuantizedHopfieldNetwork(_Network):
         if not self._affine:
             return super()._run(S, seeds, run, sweeps, conv, device)
         if device == "cuda":
+            backend = cuda_backend()  # the same errors without numba-cuda or a GPU, whichever path runs
+            if run.mode == K.SYNC and _sync_gemm.available(self.bits, self.n_neurons):
+                # one int8 GEMM per sweep on cuBLAS's tensor-core kernels (see hopfield._sync_gemm)
+                return _sync_gemm.recall_sync(self.quantized.codes, self._scale, self._z, self._off, S,
+                                              run.max_sweeps, sweeps, conv, _sync_gemm.TORCH_DEVICE)
             w = K.AffineWeights(self.quantized.codes, self._scale, self._z, self._off)
-            return cuda_backend().recall_affine(w, S, seeds, run, sweeps, conv)
+            return backend.recall_affine(w, S, seeds, run, sweeps, conv)
         U, M = self._integer_sums(S)
         w = K.AffineWeights(self.quantized.codes, self._scale, self._z, self._off)
         K.recall_affine(w, S, U, M, seeds, run, sweeps, conv)
