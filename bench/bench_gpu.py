@@ -97,6 +97,51 @@ def torch_sync(W, cues):
     return t, S, gemms, label
 
 
+def profile_sums(rep: "Report", N: int, q, cues):
+    """The initial integer sums of the affine recall alone on the GPU: the numba-cuda
+    kernel that recall runs, and torch's int8 GEMM (cuBLAS) on the same codes, for the
+    share of the sums in the recall rows."""
+    backend = _device.cuda_backend()
+    if backend.SIMULATOR or not q._affine:
+        return
+    from numba import cuda
+
+    d_codes, d_S = cuda.to_device(q.quantized.codes), cuda.to_device(cues)
+    U = cuda.device_array(cues.shape, np.int32)
+    grid = (backend._blocks(len(cues), backend.SPAN), backend._blocks(N, backend.SPAN))
+
+    def kernel():
+        backend._affine_sums_kernel[grid, (backend.TILE, backend.TILE)](d_codes, d_S, U)
+        cuda.synchronize()
+
+    kernel()
+    rep.row(N, "  initial integer sums alone, numba kernel", "cuda", timed(kernel)[0])
+    want = U.copy_to_host()
+    del d_codes, d_S, U
+    free_gpu(True)
+    try:
+        import torch
+    except ImportError:
+        return
+    if not torch.cuda.is_available() or N % 8:
+        return
+    C = torch.from_numpy(q.quantized.codes.view(np.int8)).cuda()
+    S = torch.from_numpy(cues).cuda()
+    diag = torch.from_numpy(np.diagonal(q.quantized.codes).astype(np.int32)).cuda()
+
+    def gemm():
+        out = torch._int_mm(S, C.t()) - S.to(torch.int32) * diag
+        torch.cuda.synchronize()
+        return out
+
+    gemm()
+    t, out = timed(gemm)
+    rep.row(N, "  the same sums, torch int8 GEMM (cuBLAS)", "cuda", t,
+            "yes" if np.array_equal(out.cpu().numpy(), want) else "NO", "not used by recall's async path")
+    del C, S, diag, out
+    torch.cuda.empty_cache()
+
+
 class Report:
     """Prints each row and appends it to <out>/bench_gpu.txt and .csv at once."""
 
@@ -184,6 +229,9 @@ def bench_size(rep: Report, N: int, n_cues: int, use_cuda: bool, cpu: bool, n_ch
     for dev in devices:
         gemm_sync = dev == "cuda" and _sync_gemm.available(4, N)  # sync on cuBLAS's int8 GEMM, and the kernels
         for label, model, dynamics in (("recall async, 4-bit codes", qs.get(dev), "async"),
+                                       # no shuffle: async minus this bounds the per-sweep Fisher-Yates
+                                       ("recall async-fixed, 4-bit codes", qs.get(dev) if dev == "cuda" else None,
+                                        "async-fixed"),
                                        ("recall sync, 4-bit codes", qs.get(dev), "sync"),
                                        ("recall sync, 4-bit codes, numba-cuda kernels", qs.get(dev) if gemm_sync
                                         else None, "sync"),
@@ -212,6 +260,8 @@ def bench_size(rep: Report, N: int, n_cues: int, use_cuda: bool, cpu: bool, n_ch
             if dev == "cuda" and (label, "cpu") in results:
                 note += f", {results[(label, 'cpu')] / t:.1f}x the CPU"
             rep.row(N, label, dev, t, equal, note)
+    if "cuda" in qs:
+        profile_sums(rep, N, qs["cuda"], cues)
     if ref is None:
         return
     free_gpu(use_cuda)
