@@ -13,6 +13,9 @@ retrieved when the final overlap is >= 0.97.  alpha_c(N) is where half are retri
 1/N, and compared with critical_load(rho) of hopfield.theory, with rho measured between
 the Hebbian weights and their quantized values.
 
+``--trials`` sets the trials per size and ``--loads`` the loads of the largest size (a few
+around each variant's crossing, where a full fine grid would take hours on a laptop).
+
 ``--configs core`` keeps five variants (float, and 1-4 bits uniform with correlation-optimal
 levels) so that large N fit in a GPU's time; N above 4,000 use loads 0.09-0.16 (the
 crossings of those variants), smaller N 0.08-0.17.  ``--device cuda`` stores, quantizes
@@ -74,8 +77,15 @@ def main():
     ap.add_argument("--cache", type=Path, default=None, help="task cache folder (default <out>/theory_cache)")
     ap.add_argument("--load-step", type=float, default=0.01,
                     help="spacing of the loads (default 0.01; a finer one covers 0.095-0.15, the core crossings)")
+    ap.add_argument("--loads", type=float, nargs="+", default=None,
+                    help="loads of the largest size instead of its grid (e.g. a few around each variant's crossing)")
+    ap.add_argument("--trials", type=int, nargs="+", default=None,
+                    help="trials per size, one number per --sizes entry (default: 8 at N=500 down to 1 from 8,000)")
     a = ap.parse_args()
     sizes = [300, 600] if a.quick else a.sizes
+    if a.trials is not None and len(a.trials) != len(sizes):
+        ap.error(f"--trials needs one number per size: {len(sizes)} sizes, {len(a.trials)} trial counts")
+    trials = dict(zip(sizes, a.trials)) if a.trials is not None else TRIALS
     configs = CORE if a.configs == "core" else CONFIGS
     print(describe())
     cache = a.cache or a.out / ("theory_cache_quick" if a.quick else "theory_cache")
@@ -83,10 +93,12 @@ def main():
     t0 = time.perf_counter()
     for N in sizes:
         t1 = time.perf_counter()
-        rows += studies.capacity(n_neurons=N, loads=loads_for(N, a.load_step), configs=configs, trials=TRIALS.get(N, 2),
+        loads = tuple(a.loads) if a.loads is not None and N == max(sizes) else loads_for(N, a.load_step)
+        rows += studies.capacity(n_neurons=N, loads=loads, configs=configs, trials=trials.get(N, 2),
                                  threshold=0.97, seed=a.seed, cache_dir=cache, progress=sys.stderr.isatty(),
                                  device=a.device)
         print(f"N={N}: {time.perf_counter() - t1:.0f} s", flush=True)
+    sizes = sorted(sizes)  # run in the order given (largest first, say), reported in ascending order
     crit = studies.critical_loads(rows)
     ext = studies.extrapolate(crit, "1/N")
     ext_sqrt = {(e["bits"], e["scheme"], e["objective"]): e for e in studies.extrapolate(crit, "1/sqrt(N)")}

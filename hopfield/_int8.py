@@ -35,9 +35,19 @@ def usable(work: int) -> bool:
 
 
 def _has_torch() -> bool:
+    """Whether torch imports and its CPU int8 GEMM works (checked once, on a tiny product:
+    older releases lack ``_int_mm`` on the CPU; a broken install must not break the store)."""
     global _HAS_TORCH
     if _HAS_TORCH is None:
-        _HAS_TORCH = importlib.util.find_spec("torch") is not None
+        _HAS_TORCH = False
+        if importlib.util.find_spec("torch") is not None:
+            try:
+                import torch
+
+                probe = torch._int_mm(torch.ones((17, 8), dtype=torch.int8), torch.ones((8, 8), dtype=torch.int8))
+                _HAS_TORCH = bool((probe == 8).all())
+            except Exception:  # noqa: BLE001 - any failure means: use numpy's GEMM
+                _HAS_TORCH = False
     return _HAS_TORCH
 
 

@@ -83,6 +83,16 @@ def test_usable_only_when_enabled_large_enough_and_installed(monkeypatch):
     assert not _int8.usable(_int8.MIN_WORK)
 
 
+def test_a_torch_without_a_working_cpu_int8_gemm_is_not_used(monkeypatch):
+    monkeypatch.setattr(_int8, "_HAS_TORCH", None)
+    monkeypatch.setattr(_int8, "ENABLED", True)
+    monkeypatch.setattr(torch, "_int_mm", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("not on CPU")))
+    assert not _int8.usable(_int8.MIN_WORK)
+    monkeypatch.setattr(_int8, "_HAS_TORCH", None)
+    monkeypatch.undo()
+    assert _int8._has_torch()
+
+
 @pytest.mark.parametrize("value,enabled", [("0", False), ("1", True)])
 def test_environment_switch(value, enabled):
     code = "import platform, hopfield._int8 as m; print(m.ENABLED)"
