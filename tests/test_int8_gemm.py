@@ -42,6 +42,9 @@ def test_matmul_equals_int64_reference(m, k, n):
     out2 = np.empty((m, n), np.int32)
     _int8.matmul(np.ascontiguousarray(A.T).T, np.ascontiguousarray(B.T).T, out2)
     np.testing.assert_array_equal(out2, want)
+    out3 = np.empty((m, n), np.int32)  # reversed views (negative strides)
+    _int8.matmul(A[::-1, ::-1].copy()[::-1, ::-1], B[::-1].copy()[::-1], out3)
+    np.testing.assert_array_equal(out3, want)
 
 
 def test_matmul_reads_read_only_inputs_without_warning():
