@@ -62,7 +62,7 @@ def matmul(A: np.ndarray, B: np.ndarray, out: np.ndarray) -> np.ndarray:
     """
     import torch
 
-    A, B = (x if min(x.strides) >= 0 else np.ascontiguousarray(x) for x in (A, B))  # torch takes no negative strides
+    A, B = (x if min(x.strides) >= 0 else x.copy() for x in (A, B))  # torch takes no negative strides
     want = numba.get_num_threads()
     had = torch.get_num_threads()
     if had != want:
