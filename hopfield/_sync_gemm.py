@@ -94,7 +94,11 @@ def recall_sync(codes: np.ndarray, scale: float, zero: float, offset: float, S: 
             raise MemoryError(f"{fp} does not fit on the GPU: {_device.size_text(free)} free of "
                               f"{_device.size_text(total)}. Recall fewer cues at a time, or use device='cpu'.")
     Cd = torch.zeros((Np, Np), dtype=torch.int8, device=dev)
-    Cd[:N, :N] = _tensor(codes.view(np.int8)).to(dev)
+    host = _tensor(codes.view(np.int8))
+    rows = max(1, _BLOCK_BYTES // Np)  # uploaded in blocks of rows: no second N^2 array on the GPU
+    for r0 in range(0, N, rows):
+        r1 = min(N, r0 + rows)
+        Cd[r0:r1, :N].copy_(host[r0:r1])
     Ct = Cd.t()  # the same values (symmetric), column-major: the layout cuBLAS's int8 GEMM takes
     diag = torch.zeros(Np, dtype=torch.int32, device=dev)
     diag[:N] = torch.from_numpy(np.diagonal(codes).astype(np.int32)).to(dev)
