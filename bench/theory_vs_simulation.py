@@ -28,6 +28,7 @@ loads), theory_extrapolated.csv and theory_vs_simulation.png into bench/results/
 
 import argparse
 import csv
+import math
 import sys
 import time
 from pathlib import Path
@@ -150,7 +151,87 @@ def main():
             print(f"  {name(e):<28}" + "".join(f"  N={n}: rho {per[n]['rho']:.4f} sim {per[n]['alpha_c']:.4f} "
                                                 f"a(.97) {theory.load_at_overlap(0.97, per[n]['rho']):.4f}"
                                                 for n in sorted(per)))
+    if len(sizes) >= 3:
+        print_exponent_fits(crit, ext)
     plot(rows, crit, ext, sizes, a.out / "theory_vs_simulation.png")
+
+
+def exponent_scan(rs, powers=np.round(np.arange(0.05, 1.505, 0.01), 2)):
+    """alpha_c(N) = alpha_inf + b N^-p, weighted least squares for each p of a grid: the
+    p of least chi^2, the range of p within chi^2_min + 1 (one parameter's 68% interval), and
+    alpha_inf at the best p."""
+    n = np.array([r["n_neurons"] for r in rs], float)
+    y = np.array([r["alpha_c"] for r in rs])
+    err = np.array([r["alpha_c_err"] for r in rs])
+    chi2, inf = [], []
+    for p in powers:
+        A = np.stack([np.ones_like(n), n ** -p], axis=1) / err[:, None]
+        coef, *_ = np.linalg.lstsq(A, y / err, rcond=None)
+        r = A @ coef - y / err
+        chi2.append(float(r @ r))
+        inf.append(float(coef[0]))
+    chi2 = np.array(chi2)
+    k = int(np.argmin(chi2))
+    inside = powers[chi2 <= chi2[k] + 1.0]
+    return dict(p=float(powers[k]), p_lo=float(inside.min()), p_hi=float(inside.max()), chi2=float(chi2[k]),
+                alpha_inf=inf[k])
+
+
+def chi2_sf(x, k):
+    """P(chi^2 with k degrees of freedom >= x): the regularized upper incomplete gamma
+    Q(k / 2, x / 2), by its series below a + 1 and its continued fraction above."""
+    a, z = k / 2.0, x / 2.0
+    if z <= 0:
+        return 1.0
+    log_front = a * math.log(z) - z - math.lgamma(a)
+    if z < a + 1:
+        term = total = 1.0 / a
+        for n in range(1, 1000):
+            term *= z / (a + n)
+            total += term
+            if term < total * 1e-15:
+                break
+        return 1.0 - math.exp(log_front) * total
+    b, c, d = z + 1 - a, 1e300, 1.0 / (z + 1 - a)  # Lentz's continued fraction
+    h = d
+    for n in range(1, 1000):
+        an = -n * (n - a)
+        b += 2
+        d = an * d + b
+        d = 1.0 / (d if abs(d) > 1e-300 else 1e-300)
+        c = b + an / c
+        c = c if abs(c) > 1e-300 else 1e-300
+        h *= d * c
+        if abs(d * c - 1) < 1e-15:
+            break
+    return math.exp(log_front) * h
+
+
+def print_exponent_fits(crit, ext):
+    """Which law the data prefer: chi^2 summed over the variants for 1/N and 1/sqrt(N),
+    and the exponent p of a free fit per variant."""
+    dof = sum(len(e["sizes"]) - 2 for e in ext)
+    for law, key in (("1/N", "chi2_dof"), ("1/sqrt(N)", "chi2_dof_sqrt")):
+        total = sum(e[key] * (len(e["sizes"]) - 2) for e in ext)
+        print(f"{law} law, all variants: chi2 {total:.1f} for {dof} degrees of freedom "
+              f"(probability of a chi2 this large by chance: {chi2_sf(total, dof):.2g})")
+    ratios = {}
+    for x in crit:
+        ratios.setdefault(name(x), {})[x["n_neurons"]] = x["alpha_c"]
+    fl = ratios["float"]
+    for e in ext:
+        if e["bits"] != "float":
+            r = [ratios[name(e)][n] / fl[n] for n in sorted(fl) if n in ratios[name(e)]]
+            print(f"  {name(e):<28} alpha_c / alpha_c(float) per N: {' '.join(f'{v:.3f}' for v in r)} "
+                  f"(theory {e['ratio_theory']:.3f}; largest gap {max(abs(v - e['ratio_theory']) for v in r):.3f})")
+    print("free exponent, alpha_c(N) = alpha_inf + b N^-p (p of least chi2; its chi2 + 1 range; alpha_inf there):")
+    for e in ext:
+        rs = sorted((x for x in crit if (x["bits"], x["scheme"], x["objective"]) == (e["bits"], e["scheme"],
+                                                                                     e["objective"])),
+                    key=lambda x: x["n_neurons"])
+        f = exponent_scan(rs)
+        print(f"  {name(e):<28} p = {f['p']:.2f} ({f['p_lo']:.2f}-{f['p_hi']:.2f}), chi2 {f['chi2']:.1f} "
+              f"for {len(rs) - 3} dof, alpha_inf {f['alpha_inf']:.4f} (theory at 0.97: {e['predicted_at_097']:.4f})")
 
 
 def plot(rows, crit, ext, sizes, path):
