@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import platform
+import threading
 import warnings
 
 import numba
@@ -27,6 +28,7 @@ import numpy as np
 MIN_WORK = 1 << 32  # multiply-adds from which torch's int8 GEMM is worth its import
 ENABLED = os.environ.get("HOPFIELD_INT8_GEMM", "1") != "0" and platform.machine().lower() in ("x86_64", "amd64")
 INT32_LIMIT = (1 << 31) - 1
+_LOCK = threading.Lock()
 
 
 def usable(work: int) -> bool:
@@ -44,8 +46,15 @@ def _has_torch() -> bool:
             try:
                 import torch
 
-                probe = torch._int_mm(torch.ones((17, 8), dtype=torch.int8), torch.ones((8, 8), dtype=torch.int8))
-                _HAS_TORCH = bool((probe == 8).all())
+                # the whole int8 range, extremes included: kernels that sum pairs of products in
+                # saturating int16 (oneDNN without VNNI, say) give wrong sums here and are not used
+                rng = np.random.default_rng(0)
+                A = rng.integers(-128, 128, (17, 64)).astype(np.int8)
+                B = rng.integers(-128, 128, (64, 8)).astype(np.int8)
+                A[0], B[:, 0] = -128, -128
+                A[1], B[:, 1] = 127, 127
+                got = torch._int_mm(torch.from_numpy(A), torch.from_numpy(B)).numpy()
+                _HAS_TORCH = bool(np.array_equal(got, A.astype(np.int64) @ B.astype(np.int64)))
             except Exception:  # noqa: BLE001 - any failure means: use numpy's GEMM
                 _HAS_TORCH = False
     return _HAS_TORCH
@@ -62,16 +71,18 @@ def matmul(A: np.ndarray, B: np.ndarray, out: np.ndarray) -> np.ndarray:
     """
     import torch
 
-    A, B = (x if min(x.strides) >= 0 else x.copy() for x in (A, B))  # torch takes no negative strides
+    # torch takes no negative strides, and a zero stride (a broadcast view) gives wrong sums
+    A, B = (x if min(x.strides) > 0 else x.copy() for x in (A, B))
     want = numba.get_num_threads()
-    had = torch.get_num_threads()
-    if had != want:
-        torch.set_num_threads(want)
-    try:
-        with warnings.catch_warnings():  # read-only codes: torch warns that it could write them; _int_mm does not
-            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-            torch._int_mm(torch.from_numpy(A), torch.from_numpy(B), out=torch.from_numpy(out))
-    finally:
+    with _LOCK:  # torch's thread count and the warnings filter are process-wide
+        had = torch.get_num_threads()
         if had != want:
-            torch.set_num_threads(had)
+            torch.set_num_threads(want)
+        try:
+            with warnings.catch_warnings():  # read-only codes: torch warns that it could write them; _int_mm does not
+                warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+                torch._int_mm(torch.from_numpy(A), torch.from_numpy(B), out=torch.from_numpy(out))
+        finally:
+            if had != want:
+                torch.set_num_threads(had)
     return out

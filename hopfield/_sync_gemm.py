@@ -61,16 +61,23 @@ def block_cues(n_neurons: int) -> int:
     return max(_MIN_ROWS, _BLOCK_BYTES // (_TEMP_BYTES_PER_NEURON * padded(n_neurons)))
 
 
+def _upload_rows(n_neurons: int) -> int:
+    """Rows of codes per host-to-GPU copy: at most _BLOCK_BYTES of codes at a time."""
+    return max(1, min(n_neurons, _BLOCK_BYTES // padded(n_neurons)))
+
+
 def footprint(n_neurons: int, n_cues: int) -> _device.Footprint:
-    """GPU memory of this path: padded codes, two padded states per cue, one block's temporaries."""
-    Np = padded(n_neurons)
+    """GPU memory of this path: padded codes, two padded states per cue, one block's
+    temporaries, and the staging copies of the uploads."""
+    N, Np = n_neurons, padded(n_neurons)
     parts = {"codes Np^2 (N padded to a multiple of 8)": Np * Np,
              "diagonal 4 Np": 4 * Np,
              "state + previous state 2 Np per cue": 2 * Np * n_cues,
              "one block of cues' sums and fields 40 Np per cue": _TEMP_BYTES_PER_NEURON * Np
-             * min(max(n_cues, _MIN_ROWS), block_cues(n_neurons)),
+             * min(max(n_cues, _MIN_ROWS), block_cues(N)),
+             "staging of the uploads: one block of code rows, the cues N per cue": _upload_rows(N) * N + N * n_cues,
              "sweeps, flags 9 per cue": 9 * n_cues}
-    return _device.Footprint("recall", "cuda", n_neurons, parts)
+    return _device.Footprint("recall", "cuda", N, parts)
 
 
 def recall_sync(codes: np.ndarray, scale: float, zero: float, offset: float, S: np.ndarray, max_sweeps: int,
@@ -79,23 +86,37 @@ def recall_sync(codes: np.ndarray, scale: float, zero: float, offset: float, S: 
 
     ``codes``: uint8 (N, N), symmetric, every value below 128; ``S``: int8 (C, N) states,
     updated in place; ``sweeps`` (int64) and ``converged`` (bool) filled per cue, as
-    ``hopfield._kernels.recall_affine`` with mode SYNC.  ``device``: a torch device string.
+    ``hopfield._kernels.recall_affine`` with mode SYNC.  ``device``: "cpu", or "cuda" for
+    the GPU numba-cuda works on (refused before anything is allocated when it lacks the
+    memory; torch's cached memory is handed back afterwards, also after an error).
     """
     import torch
 
     C, N = S.shape
-    Np = padded(N)
     dev = torch.device(device)
-    if dev.type == "cuda":  # refuse before anything is allocated
-        _release_numba_memory()
-        free, total = torch.cuda.mem_get_info(dev)
-        fp = footprint(N, C)
-        if fp.total > free:
-            raise MemoryError(f"{fp} does not fit on the GPU: {_device.size_text(free)} free of "
-                              f"{_device.size_text(total)}. Recall fewer cues at a time, or use device='cpu'.")
+    if dev.type != "cuda":
+        return _run(codes, scale, zero, offset, S, max_sweeps, sweeps, converged, dev)
+    dev = torch.device("cuda", _numba_device_id())
+    _release_numba_memory()
+    free, total = torch.cuda.mem_get_info(dev)
+    fp = footprint(N, C)
+    if fp.total > free:
+        raise MemoryError(f"{fp} does not fit on the GPU: {_device.size_text(free)} free of "
+                          f"{_device.size_text(total)}. Recall fewer cues at a time, or use device='cpu'.")
+    try:
+        _run(codes, scale, zero, offset, S, max_sweeps, sweeps, converged, dev)
+    finally:
+        torch.cuda.empty_cache()  # hand the memory back: the package's other GPU steps allocate through numba
+
+
+def _run(codes, scale, zero, offset, S, max_sweeps, sweeps, converged, dev) -> None:
+    import torch
+
+    C, N = S.shape
+    Np = padded(N)
     Cd = torch.zeros((Np, Np), dtype=torch.int8, device=dev)
     host = _tensor(codes.view(np.int8))
-    rows = max(1, _BLOCK_BYTES // Np)  # uploaded in blocks of rows: no second N^2 array on the GPU
+    rows = _upload_rows(N)  # uploaded in blocks of rows: no second N^2 array on the GPU
     for r0 in range(0, N, rows):
         r1 = min(N, r0 + rows)
         Cd[r0:r1, :N].copy_(host[r0:r1])
@@ -117,12 +138,11 @@ def recall_sync(codes: np.ndarray, scale: float, zero: float, offset: float, S: 
             idx = active[b0:b0 + block]
             Sa = St[idx]
             new = _decide(Sa, Ct, diag, N, scale, zero, offset)
-            old = Sa[:, :N]
-            moved = (new != old).any(dim=1)
-            still = ~moved  # a sweep without flips: a fixed point, the state as it is
-            n_sweeps[idx[still]] = sweep + 1
-            conv[idx[still]] = True
-            done[idx[still]] = True
+            moved = (new != Sa[:, :N]).any(dim=1)
+            still = idx[~moved]  # a sweep without flips: a fixed point, the state as it is
+            n_sweeps[still] = sweep + 1
+            conv[still] = True
+            done[still] = True
             cycle = moved & (new == prev[idx, :N]).all(dim=1) if sweep > 0 else torch.zeros_like(moved)
             go = idx[moved]
             prev[go] = Sa[moved]
@@ -133,9 +153,16 @@ def recall_sync(codes: np.ndarray, scale: float, zero: float, offset: float, S: 
     S[:] = St[:, :N].cpu().numpy()
     sweeps[:] = n_sweeps.cpu().numpy()
     converged[:] = conv.cpu().numpy()
-    if dev.type == "cuda":
-        del Cd, Ct, diag, St, prev, n_sweeps, done, conv, active
-        torch.cuda.empty_cache()  # hand the memory back: the package's other GPU steps allocate through numba
+
+
+def _numba_device_id() -> int:
+    """The GPU numba-cuda works on (numba.cuda.select_device), so that both libraries use one."""
+    import sys
+
+    cuda = sys.modules.get("numba.cuda")
+    if cuda is None or getattr(cuda.config, "ENABLE_CUDASIM", False):
+        return 0
+    return int(cuda.get_current_device().id)
 
 
 def _release_numba_memory() -> None:

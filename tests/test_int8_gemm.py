@@ -13,6 +13,8 @@ torch = pytest.importorskip("torch")
 from hopfield import HopfieldNetwork, _int8, flip_noise, random_patterns  # noqa: E402
 from hopfield import _kernels as K  # noqa: E402
 
+pytestmark = pytest.mark.skipif(not _int8._has_torch(), reason="torch's CPU int8 GEMM is missing or inexact here")
+
 import reference as ref  # noqa: E402
 
 
@@ -45,6 +47,9 @@ def test_matmul_equals_int64_reference(m, k, n):
     out3 = np.empty((m, n), np.int32)  # reversed views (negative strides)
     _int8.matmul(A[::-1, ::-1].copy()[::-1, ::-1], B[::-1].copy()[::-1], out3)
     np.testing.assert_array_equal(out3, want)
+    row = A[:1]  # broadcast views (zero strides)
+    np.testing.assert_array_equal(_int8.matmul(np.broadcast_to(row, (m, k)), B, np.empty((m, n), np.int32)),
+                                  np.broadcast_to(row, (m, k)).astype(np.int64) @ B.astype(np.int64))
 
 
 def test_matmul_reads_read_only_inputs_without_warning():
@@ -118,10 +123,19 @@ def test_finish_hebb_int_in_place_equals_float32_division(n):
     assert W.tobytes() == want.tobytes()
 
 
+def _spy(monkeypatch):
+    calls = []
+    real = _int8.matmul
+    monkeypatch.setattr(_int8, "matmul", lambda *a: calls.append(a[0].shape) or real(*a))
+    return calls
+
+
 @pytest.mark.parametrize("P,N", [(1, 2), (3, 37), (31, 300), (64, 129)])
 def test_hebb_store_is_the_same_bit_for_bit(P, N, int8_always, monkeypatch):
     X = random_patterns(P, N, seed=P + N)
+    calls = _spy(monkeypatch)
     got = HopfieldNetwork.from_patterns(X).weights
+    assert calls == [(N, P)]  # the int8 GEMM ran
     want = _float_path(lambda: HopfieldNetwork.from_patterns(X).weights, monkeypatch)
     assert got.dtype == np.float32 and got.shape == (N, N)
     assert got.tobytes() == want.tobytes()
@@ -138,7 +152,9 @@ def test_integer_sums_and_recall_are_the_same(bits, N, int8_always, monkeypatch)
     C = q.quantized.codes.astype(np.int64)
     assert np.diagonal(C).any()  # so that a missing self-coupling correction shows
     np.fill_diagonal(C, 0)
+    calls = _spy(monkeypatch)
     U, M = q._integer_sums(cues)
+    assert calls == ([cues.shape] if bits <= 7 else [])  # the int8 GEMM ran (8-bit codes: numpy's)
     assert U.dtype == np.int32 and M.dtype == np.int64
     np.testing.assert_array_equal(U, cues.astype(np.int64) @ C.T)
     np.testing.assert_array_equal(M, cues.sum(1))

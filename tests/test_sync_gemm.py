@@ -130,3 +130,54 @@ def test_recall_device_cuda_routes_sync_here(monkeypatch):
     np.testing.assert_array_equal(got.sweeps, want.sweeps)
     np.testing.assert_array_equal(got.converged, want.converged)
     assert hnet._sync_gemm is _sync_gemm
+
+
+def test_gemm_operands_meet_cublas_int8_rules(monkeypatch):
+    # torch's CPU _int_mm takes any shape; cuBLAS's int8 GEMM on a GPU wants more than 16
+    # rows, inner and outer sizes that are multiples of 8, a row-major A and a column-major B
+    seen = []
+    real = torch._int_mm
+
+    def strict(A, B, *args, **kw):
+        assert A.shape[0] > 16 and A.shape[1] % 8 == 0 and B.shape[1] % 8 == 0, (A.shape, B.shape)
+        assert A.is_contiguous() and B.stride(0) == 1, (A.stride(), B.stride())
+        seen.append((tuple(A.shape), tuple(B.shape)))
+        return real(A, B, *args, **kw)
+
+    monkeypatch.setattr(torch, "_int_mm", strict)
+    X = random_patterns(5, 37, seed=2)
+    q = HopfieldNetwork.from_patterns(X).quantize(4, "uniform")
+    cues = flip_noise(X[:3], 0.3, seed=3)  # 3 cues, N = 37: both paddings needed
+    want = q.recall(cues, dynamics="sync")
+    S, sweeps, conv = _run(q, cues, 100)
+    assert seen and all(a == (17, 40) and b == (40, 40) for a, b in seen)
+    np.testing.assert_array_equal(S, want.states)
+    np.testing.assert_array_equal(sweeps, want.sweeps)
+
+
+def test_field_arithmetic_in_the_cpu_kernels_order():
+    # all-zero codes and W_ij = 3 (c_ij - 1/3) + 1: every field is 0 in exact arithmetic,
+    # but the CPU kernel's float64 steps, scale * (U - zero * m) + offset * m, leave a
+    # rounding residue whose sign depends on m; another order (scale U - m (zero scale -
+    # offset), say) gives exact zeros, hence ties, and other states
+    from hopfield import _kernels as K
+
+    N, C = 45, 30
+    codes = np.zeros((N, N), np.uint8)
+    scale, zero, offset = 3.0, 1.0 / 3.0, 1.0
+    rng = np.random.default_rng(5)
+    cues = -np.ones((C, N), np.int8)
+    for c in range(C):  # 15, 16, 29 or 30 neurons up: sums over the others of +-14 (residue +-9e-16) occur
+        cues[c, rng.permutation(N)[:rng.choice([15, 16, 29, 30])]] = 1
+    S_cpu = cues.copy()
+    sw_cpu, cv_cpu = np.zeros(C, np.int64), np.zeros(C, np.bool_)
+    K.recall_affine(K.AffineWeights(codes, scale, zero, offset), S_cpu, np.zeros((C, N), np.int32),
+                    S_cpu.sum(axis=1, dtype=np.int64), np.zeros(C, np.uint64), K.RunOptions(100, K.SYNC, 0.0),
+                    sw_cpu, cv_cpu)
+    assert (S_cpu != cues).any()  # the residues flip neurons: exact-zero fields would not
+    S = cues.copy()
+    sweeps, conv = np.zeros(C, np.int64), np.zeros(C, np.bool_)
+    _sync_gemm.recall_sync(codes, scale, zero, offset, S, 100, sweeps, conv, DEVICE)
+    np.testing.assert_array_equal(S, S_cpu)
+    np.testing.assert_array_equal(sweeps, sw_cpu)
+    np.testing.assert_array_equal(conv, cv_cpu)
