@@ -205,7 +205,7 @@ def test_quantize_torch_model_on_any_module_warns_and_quantizes_per_channel(tmp_
     assert np.array_equal(w, expect)
     loaded = qz.load(tmp_path / "any.hq")
     assert np.array_equal(loaded["0.weight"].dequantize(), w)
-    with pytest.raises(ValueError, match="not conv/linear"):
+    with pytest.raises(ValueError, match="not conv/linear"), pytest.warns(UserWarning, match="no input_shape"):
         ff.quantize_torch_model(module, {"nope": 3})
 
 
