@@ -193,11 +193,7 @@ def guarded(rep: Report, N: int, step: str, fn):
 def free_gpu(use_cuda: bool):
     """Release numba-cuda's pending deallocations, so that PyTorch finds the memory free."""
     if use_cuda:
-        from numba import cuda
-
-        ctx = cuda.current_context()
-        if hasattr(ctx, "deallocations"):  # not on the simulator
-            ctx.deallocations.clear()
+        _sync_gemm._release_numba_memory()
 
 
 def bench_size(rep: Report, N: int, n_cues: int, use_cuda: bool, cpu: bool, n_check: int, seed: int):

@@ -109,14 +109,11 @@ def part_a(N, P, n_cues, seed, with_float=True, with_reference=True, with_scalin
     # where torch's int8 GEMM ran the store or the sums, time numpy's float32 GEMM too
     int8_store = _int8.usable(N * N * P)
     int8 = q._affine and q.bits <= 7 and _int8.usable(n_cues * N * N)  # the sums
-    if int8_store:
-        _int8.ENABLED = False
-        t_store32 = timed(lambda: HopfieldNetwork.from_patterns(X))[0]
-        _int8.ENABLED = True
+    _int8.ENABLED, enabled = False, _int8.ENABLED
+    t_store32 = timed(lambda: HopfieldNetwork.from_patterns(X))[0] if int8_store else None
+    t_sums32 = timed(lambda: q._integer_sums(cues))[0] if int8 else None
+    _int8.ENABLED = enabled
     if int8:
-        _int8.ENABLED = False
-        t_sums32 = timed(lambda: q._integer_sums(cues))[0]
-        _int8.ENABLED = True
         S8 = cues.astype(np.int8)
         C8 = q.quantized.codes.view(np.int8)
         U8 = np.empty(cues.shape, np.int32)
