@@ -15,6 +15,12 @@ the Hebbian weights and their quantized values.
 
 ``--trials`` sets the trials per size and ``--loads`` the loads of the largest size (a few
 around each variant's crossing, where a full fine grid would take hours on a laptop).
+``--bracket`` chooses them per variant instead: the 1/sqrt(N) fit of the smaller sizes
+predicts each variant's crossing at the largest size, the two grid loads around it run
+for that variant only, and one more step is added below or above until the simulated
+fraction brackets 1/2 (far from its own crossing a variant wanders for up to max_sweeps
+sweeps: at N = 16,000 the 1-bit network costs 4-8 times as much at load 0.13 as near its
+crossing at 0.10).
 
 ``--configs core`` keeps five variants (float, and 1-4 bits uniform with correlation-optimal
 levels) so that large N fit in a GPU's time; N above 4,000 use loads 0.09-0.16 (the
@@ -59,6 +65,49 @@ def name(c):
     return "float" if c["bits"] == "float" else f"{c['bits']}-bit {c['scheme']} {c['objective']}"
 
 
+def key(c):
+    return (c["bits"], c["scheme"], c["objective"])
+
+
+def bracket(predicted, run, step, fraction=0.5, max_rounds=8):
+    """Rows that bracket each variant's crossing on the grid of ``step``.
+
+    ``predicted`` maps a variant's key (bits, scheme, objective) to its predicted crossing;
+    ``run(load, keys)`` returns the rows of one load for the variants in ``keys``.  Each
+    variant first runs the two grid loads around its prediction; then, round by round, one
+    step below its lowest load while that load retrieves under ``fraction`` (averaged over
+    trials), or one above its highest while no load falls under it.  Variants that need the
+    same load in a round share one run of it (one store, one pattern set).
+    """
+    done: dict = {k: {} for k in predicted}  # key -> {load: mean fraction retrieved}
+    need = {}
+    for k, p in predicted.items():
+        lo = math.floor(p / step + 1e-9) * step
+        need[k] = {round(lo, 6), round(lo + step, 6)}
+    rows = []
+    for _ in range(max_rounds):
+        by_load: dict = {}
+        for k, ls in need.items():
+            for x in ls:
+                by_load.setdefault(x, []).append(k)
+        for load in sorted(by_load):
+            got = run(load, by_load[load])
+            rows += got
+            for k in by_load[load]:
+                done[k][load] = float(np.mean([r["retrieved"] for r in got if key(r) == k]))
+        need = {}
+        for k, fr in done.items():
+            xs = sorted(fr)
+            if fr[xs[0]] < fraction and round(xs[0] - step, 6) > 0:
+                need[k] = {round(xs[0] - step, 6)}
+            elif all(fr[x] >= fraction for x in xs):
+                need[k] = {round(xs[-1] + step, 6)}
+        if not need:
+            return rows
+    print(f"not bracketed after {max_rounds} rounds: {sorted(need)}", flush=True)
+    return rows
+
+
 def write_csv(rows, path):
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -80,6 +129,10 @@ def main():
                     help="spacing of the loads (default 0.01; a finer one covers 0.095-0.15, the core crossings)")
     ap.add_argument("--loads", type=float, nargs="+", default=None,
                     help="loads of the largest size instead of its grid (e.g. a few around each variant's crossing)")
+    ap.add_argument("--size-loads", action="append", default=[], metavar="N=LOAD,LOAD,...",
+                    help="the loads of one size instead of its grid (repeatable; e.g. to reuse a cache filled with them)")
+    ap.add_argument("--bracket", action="store_true",
+                    help="largest size: per variant, the grid loads around the crossing predicted from the smaller sizes")
     ap.add_argument("--trials", type=int, nargs="+", default=None,
                     help="trials per size, one number per --sizes entry (default: 8 at N=500 down to 1 from 8,000)")
     a = ap.parse_args()
@@ -88,16 +141,45 @@ def main():
         ap.error(f"--trials needs one number per size: {len(sizes)} sizes, {len(a.trials)} trial counts")
     trials = dict(zip(sizes, a.trials)) if a.trials is not None else TRIALS
     configs = CORE if a.configs == "core" else CONFIGS
+    if a.bracket and len(sizes) < 3:
+        ap.error("--bracket predicts the largest size's crossings from the others: give at least three sizes")
+    size_loads = {}
+    for item in a.size_loads:
+        n, _, ls = item.partition("=")
+        try:
+            size_loads[int(n)] = tuple(float(x) for x in ls.split(","))
+        except ValueError:
+            ap.error(f"--size-loads {item!r}: expected N=LOAD,LOAD,... (e.g. 16000=0.1,0.1025)")
+        if int(n) not in sizes:
+            ap.error(f"--size-loads {item!r}: N={n} is not one of --sizes {sizes}")
+    if a.loads is not None:
+        if max(sizes) in size_loads:
+            ap.error("--loads sets the largest size's loads: give them once, there or in --size-loads")
+        size_loads[max(sizes)] = tuple(a.loads)
+    if a.bracket and max(sizes) in size_loads:
+        ap.error("--bracket chooses the largest size's loads: drop --loads (or its --size-loads)")
     print(describe())
     cache = a.cache or a.out / ("theory_cache_quick" if a.quick else "theory_cache")
     rows = []
     t0 = time.perf_counter()
-    for N in sizes:
+    # with --bracket the largest size runs last: its loads come from the others' crossings
+    for N in sorted(sizes, key=lambda n: n == max(sizes)) if a.bracket else sizes:
         t1 = time.perf_counter()
-        loads = tuple(a.loads) if a.loads is not None and N == max(sizes) else loads_for(N, a.load_step)
-        rows += studies.capacity(n_neurons=N, loads=loads, configs=configs, trials=trials.get(N, 2),
-                                 threshold=0.97, seed=a.seed, cache_dir=cache, progress=sys.stderr.isatty(),
-                                 device=a.device)
+
+        def run(loads, cfgs, N=N):
+            return studies.capacity(n_neurons=N, loads=loads, configs=cfgs, trials=trials.get(N, 2), threshold=0.97,
+                                    seed=a.seed, cache_dir=cache, progress=sys.stderr.isatty(), device=a.device)
+
+        if a.bracket and N == max(sizes):
+            fits = studies.extrapolate(studies.critical_loads(rows), "1/sqrt(N)")
+            predicted = {key(e): e["alpha_inf"] + e["slope"] / math.sqrt(N) for e in fits}
+            print(f"N={N}: crossings predicted by the 1/sqrt(N) fit of the smaller sizes: "
+                  + ", ".join(f"{name(c)} {predicted[key(c)]:.4f}" if key(c) in predicted
+                              else f"{name(c)} none (fewer than two crossings; not run)" for c in configs), flush=True)
+            rows += bracket(predicted, lambda load, keys: run((load,), [c for c in configs if key(c) in keys]),
+                            a.load_step)
+        else:
+            rows += run(size_loads.get(N, loads_for(N, a.load_step)), configs)
         print(f"N={N}: {time.perf_counter() - t1:.0f} s", flush=True)
     sizes = sorted(sizes)  # run in the order given (largest first, say), reported in ascending order
     crit = studies.critical_loads(rows)

@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import time
+import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -348,16 +349,18 @@ def critical_loads(rows: list[dict], fraction: float = 0.5, n_boot: int = 200, s
     """Simulated critical load per (N, weight variant): the load where the fraction of
     retrieved patterns, averaged over trials, falls through ``fraction`` (linear
     interpolation between the neighbouring loads; the first crossing from above).  The
-    error is the standard deviation over ``n_boot`` bootstrap resamples of the trials.
+    error is the standard deviation over ``n_boot`` bootstrap resamples of the trials,
+    drawn from a stream of its own per group (from ``seed`` and the group's key), so that
+    it does not depend on the order of ``rows``.
 
     Returns
     -------
     list of dict
         n_neurons, bits, scheme, objective, rho (mean), alpha_c, alpha_c_err, trials.
     """
-    rng = np.random.default_rng(seed)
     out = []
     for key, rs in _group(rows, ("n_neurons", "bits", "scheme", "objective")).items():
+        rng = np.random.default_rng([seed, zlib.crc32("|".join(map(str, key)).encode())])
         loads = sorted({r["load"] for r in rs})
         trials = sorted({r["trial"] for r in rs})
         table = np.full((len(trials), len(loads)), np.nan)

@@ -132,3 +132,15 @@ def test_critical_loads_and_extrapolation():
     assert S.extrapolate(crit, law="1/sqrt(N)")[0]["chi2_dof"] > ext[0]["chi2_dof"]
     with pytest.raises(ValueError, match="law='log'"):
         S.extrapolate(crit, law="log")
+
+
+def test_critical_loads_do_not_depend_on_row_order():
+    rng = np.random.default_rng(3)
+    rows = [dict(n_neurons=n, bits=b, scheme="uniform", objective="correlation", load=a, trial=t, n_patterns=int(a * n),
+                 rho=0.9, retrieved=float(np.clip(0.5 - (a - 0.12) / 0.03 + rng.normal(0, 0.1), 0, 1)))
+            for n in (500, 1000) for b in (1, 2) for a in (0.09, 0.11, 0.13, 0.15) for t in range(4)]
+    a = S.critical_loads(rows)
+    b = S.critical_loads(rows[::-1])
+    key = lambda r: (r["n_neurons"], r["bits"])  # noqa: E731
+    assert sorted(a, key=key) == sorted(b, key=key)
+    assert all(r["alpha_c_err"] > 0 for r in a)  # the bootstrap ran (four trials)

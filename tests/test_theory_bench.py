@@ -1,0 +1,99 @@
+"""The statistics and the load plan of bench/theory_vs_simulation.py, against closed forms
+and a simulated study whose crossings are known."""
+
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+import theory_vs_simulation as tvs  # noqa: E402
+
+
+@pytest.mark.parametrize("x", [0.0, 0.01, 0.3, 1.0, 2.5, 5.0, 9.9, 17.2, 42.3, 80.0])
+def test_chi2_sf_matches_closed_forms(x):
+    # k = 1, 2, 4, 6 have elementary survival functions; both of chi2_sf's branches are hit
+    assert tvs.chi2_sf(x, 1) == pytest.approx(math.erfc(math.sqrt(x / 2)), rel=1e-10, abs=1e-300)
+    assert tvs.chi2_sf(x, 2) == pytest.approx(math.exp(-x / 2), rel=1e-10, abs=1e-300)
+    assert tvs.chi2_sf(x, 4) == pytest.approx(math.exp(-x / 2) * (1 + x / 2), rel=1e-10, abs=1e-300)
+    assert tvs.chi2_sf(x, 6) == pytest.approx(math.exp(-x / 2) * (1 + x / 2 + x * x / 8), rel=1e-10, abs=1e-300)
+
+
+def test_chi2_sf_matches_scipy_at_odd_degrees():
+    stats = pytest.importorskip("scipy.stats")
+    for k in (3, 5, 10, 15, 31):
+        for x in (0.5, k - 1.5, k + 0.5, 2.0 * k, 42.3):
+            assert tvs.chi2_sf(x, k) == pytest.approx(stats.chi2.sf(x, k), rel=1e-9)
+
+
+@pytest.mark.parametrize("p", [0.5, 0.8, 1.0])
+def test_exponent_scan_recovers_the_exponent(p):
+    sizes = [2000, 4000, 8000, 16000, 32000]
+    rs = [dict(n_neurons=n, alpha_c=0.138 + 0.25 * n ** -p, alpha_c_err=1e-5) for n in sizes]
+    f = tvs.exponent_scan(rs)
+    assert f["p"] == pytest.approx(p, abs=0.011)
+    assert f["alpha_inf"] == pytest.approx(0.138, abs=2e-4)
+    assert f["p_lo"] <= p <= f["p_hi"]
+
+
+class FakeStudy:
+    """A study whose fraction retrieved is a known step at each variant's crossing."""
+
+    def __init__(self, crossings, trials=2):
+        self.crossings, self.trials, self.calls = crossings, trials, []
+
+    def __call__(self, load, keys):
+        self.calls.append((load, tuple(keys)))
+        rows = []
+        for k in keys:
+            for t in range(self.trials):
+                # retrieved falls linearly from 1 to 0 across 0.02 around the crossing
+                frac = float(np.clip(0.5 - (load - self.crossings[k]) / 0.02, 0.0, 1.0))
+                rows.append(dict(n_neurons=32000, bits=k[0], scheme=k[1], objective=k[2], load=load, trial=t,
+                                 retrieved=frac, n_patterns=int(load * 32000), rho=1.0))
+        return rows
+
+
+def test_bracket_extends_until_each_crossing_is_bracketed():
+    true = {("float", "none", "none"): 0.14210, (1, "uniform", "correlation"): 0.10140,
+            (2, "uniform", "correlation"): 0.12990}
+    # predictions off by 0.0001 (float), 3 steps low (1 bit) and 2 steps high (2 bits)
+    pred = {("float", "none", "none"): 0.14220, (1, "uniform", "correlation"): 0.0940,
+            (2, "uniform", "correlation"): 0.1350}
+    fake = FakeStudy(true)
+    rows = tvs.bracket(pred, fake, 0.0025)
+    for k, c in true.items():
+        loads = sorted({r["load"] for r in rows if tvs.key(r) == k})
+        # every load is on the grid, no load repeats, and the loads run contiguously
+        assert all(abs(x / 0.0025 - round(x / 0.0025)) < 1e-6 for x in loads)
+        assert len([1 for x, ks in fake.calls if k in ks]) == len(loads)
+        assert np.allclose(np.diff(loads), 0.0025)
+        # the lowest retrieves at least half, the highest less: the crossing lies inside
+        frac = {x: np.mean([r["retrieved"] for r in rows if tvs.key(r) == k and r["load"] == x]) for x in loads}
+        assert frac[loads[0]] >= 0.5 > frac[loads[-1]]
+        assert loads[0] <= c <= loads[-1]
+        # and nothing beyond the grid cells of the prediction and of the crossing
+        assert loads[-1] - loads[0] <= abs(pred[k] - c) + 2 * 0.0025 + 1e-9
+    crit = {tvs.key(x): x["alpha_c"] for x in tvs.studies.critical_loads(rows)}
+    for k, c in true.items():
+        assert crit[k] == pytest.approx(c, abs=1e-9)  # the fake falls linearly: interpolation is exact
+
+
+def test_bracket_shares_a_load_between_variants():
+    true = {("float", "none", "none"): 0.1421, (4, "uniform", "correlation"): 0.1411}
+    fake = FakeStudy(true)
+    tvs.bracket(dict(true), fake, 0.0025)
+    loads = [x for x, _ in fake.calls]
+    assert len(loads) == len(set(loads))  # one run per load, both variants in it
+    assert (0.14, (("float", "none", "none"), (4, "uniform", "correlation"))) in [
+        (x, tuple(sorted(ks, key=str))) for x, ks in fake.calls]
+
+
+def test_bracket_gives_up_after_max_rounds(capsys):
+    k = (1, "uniform", "correlation")
+    fake = FakeStudy({k: 0.5})  # always retrieved on the grid it is allowed to search
+    rows = tvs.bracket({k: 0.10}, fake, 0.0025, max_rounds=3)
+    assert len({r["load"] for r in rows}) == 4  # two, then one more per later round
+    assert "not bracketed" in capsys.readouterr().out
