@@ -171,8 +171,13 @@ def main():
                                     seed=a.seed, cache_dir=cache, progress=sys.stderr.isatty(), device=a.device)
 
         if a.bracket and N == max(sizes):
-            fits = studies.extrapolate(studies.critical_loads(rows), "1/sqrt(N)")
+            smaller = studies.critical_loads(rows)
+            fits = studies.extrapolate(smaller, "1/sqrt(N)")
             predicted = {key(e): e["alpha_inf"] + e["slope"] / math.sqrt(N) for e in fits}
+            # both laws' predictions, made before N runs: the out-of-sample test printed at the end
+            forecasts = {law: {key(e): e["alpha_inf"] + e["slope"] * N ** -power
+                               for e in studies.extrapolate(smaller, law)}
+                         for law, power in (("1/N", 1.0), ("1/sqrt(N)", 0.5))}
             print(f"N={N}: crossings predicted by the 1/sqrt(N) fit of the smaller sizes: "
                   + ", ".join(f"{name(c)} {predicted[key(c)]:.4f}" if key(c) in predicted
                               else f"{name(c)} none (fewer than two crossings; not run)" for c in configs), flush=True)
@@ -235,6 +240,8 @@ def main():
                                                 for n in sorted(per)))
     if len(sizes) >= 3:
         print_exponent_fits(crit, ext)
+    if a.bracket:
+        print_forecasts(forecasts, crit, max(sizes))
     plot(rows, crit, ext, sizes, a.out / "theory_vs_simulation.png")
 
 
@@ -314,6 +321,22 @@ def print_exponent_fits(crit, ext):
         f = exponent_scan(rs)
         print(f"  {name(e):<28} p = {f['p']:.2f} ({f['p_lo']:.2f}-{f['p_hi']:.2f}), chi2 {f['chi2']:.1f} "
               f"for {len(rs) - 3} dof, alpha_inf {f['alpha_inf']:.4f} (theory at 0.97: {e['predicted_at_097']:.4f})")
+
+
+def print_forecasts(forecasts, crit, N):
+    """The largest size's crossings as each law predicted them from the smaller sizes, and as
+    measured: (measured - predicted) / error tells the laws apart out of sample."""
+    print(f"out of sample: alpha_c at N={N} predicted by each law's fit of the smaller sizes, then measured")
+    print(f"  {'weights':<28}{'measured':>16}" + "".join(f"{law + ' predicted':>22}{'(m-p)/err':>10}"
+                                                         for law in forecasts))
+    for x in crit:
+        if x["n_neurons"] != N or not np.isfinite(x["alpha_c"]):
+            continue
+        cells = ""
+        for law, pred in forecasts.items():
+            p = pred.get(key(x), float("nan"))
+            cells += f"{p:>22.4f}{(x['alpha_c'] - p) / x['alpha_c_err']:>10.1f}"
+        print(f"  {name(x):<28}{x['alpha_c']:>10.4f}+-{x['alpha_c_err']:.4f}" + cells)
 
 
 def plot(rows, crit, ext, sizes, path):
