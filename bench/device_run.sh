@@ -15,8 +15,11 @@
 #   5. tests/test_cuda.py and tests/test_sync_gemm.py on the GPU (NUMBA_ENABLE_CUDASIM=0,
 #      HOPFIELD_SYNC_GEMM_DEVICE=cuda): the CUDA kernels and the int8-GEMM sync path against
 #      the CPU and the slow references, bit for bit;
-#   6. theory_vs_simulation.py's five core variants at N = 16,000 on the GPU,
-#      resumable: the task cache and the tables go to $OUT/theory.tar.gz;
+#   6. theory_vs_simulation.py's five core variants on the GPU: more trials at N = 32,000 at
+#      the loads that bracket each crossing (--bracket), on a copy of
+#      bench/results/theory_cache (carry it: it holds N = 2,000-16,000 and the first trials
+#      at 32,000, which the GPU then need not repeat); resumable: the task cache and the
+#      tables go to $OUT/theory.tar.gz;
 #   7. with OLD_TREE=<a checkout of an earlier version>, its bench_gpu.py at N = 10,000 and
 #      30,000, appended to gpu.log (a before/after on the same GPU).
 # Logs: $OUT/summary.txt, cpu.log, gpu.log, gpu/bench_gpu.{txt,csv}, theory.log (8 files in all).
@@ -32,7 +35,9 @@ T0=$(date +%s)
 if [ -n "${SMALL:-}" ]; then
   N1=2000 P1=200 N2=3000 P2=300 CUES=200 GPU_SIZES=1000 THEORY="--quick"
 else
-  N1=10000 P1=1000 N2=30000 P2=3000 CUES=1000 GPU_SIZES=10000,30000,100000 THEORY="--sizes 16000"
+  N1=10000 P1=1000 N2=30000 P2=3000 CUES=1000 GPU_SIZES=10000,30000,100000
+  THEORY="--load-step 0.0025 --sizes 2000 4000 8000 16000 32000 --trials 4 4 4 2 ${THEORY_TRIALS:-8} --bracket
+    --size-loads 16000=0.1,0.1025,0.105,0.1275,0.13,0.1325,0.1375,0.14,0.1425,0.145,0.1475"
 fi
 
 step() {  # step NAME LOG LIMIT COMMAND...: run COMMAND under min(LIMIT, time left), appending to LOG
@@ -94,6 +99,8 @@ step "cpu-N$N2-$CORES-threads" cpu.log 90 $(threads "$CORES") $PY bench/bench_ho
 step gpu gpu.log 200 $PY bench/bench_gpu.py --out "$OUT/gpu" --sizes $GPU_SIZES --cues $CUES --cpu-max-n 0 --check 4
 step gpu-tests gpu.log 90 env NUMBA_ENABLE_CUDASIM=0 HOPFIELD_SYNC_GEMM_DEVICE=cuda $PY -m pytest -q -p no:cacheprovider \
   tests/test_cuda.py tests/test_sync_gemm.py
+mkdir -p "$OUT/theory/cache"
+[ -z "${SMALL:-}" ] && [ -d bench/results/theory_cache ] && cp bench/results/theory_cache/*.json "$OUT/theory/cache/" 2>/dev/null
 step theory theory.log 600 $PY bench/theory_vs_simulation.py --configs core --device "${THEORY_DEVICE:-cuda}" $THEORY \
   --out "$OUT/theory" --cache "$OUT/theory/cache"
 tar czf "$OUT/theory.tar.gz" -C "$OUT" theory 2>/dev/null && rm -rf "$OUT/theory"

@@ -16,7 +16,8 @@ the Hebbian weights and their quantized values.
 ``--trials`` sets the trials per size and ``--loads`` the loads of the largest size (a few
 around each variant's crossing, where a full fine grid would take hours on a laptop).
 ``--bracket`` chooses them per variant instead: the 1/sqrt(N) fit of the smaller sizes
-predicts each variant's crossing at the largest size, the two grid loads around it run
+predicts each variant's crossing at the largest size (``--bracket FROM_N``: at each size
+from FROM_N up, smallest first), the two grid loads around it run
 for that variant only, and one more step is added below or above until the simulated
 fraction brackets 1/2 (far from its own crossing a variant wanders for up to max_sweeps
 sweeps: at N = 16,000 the 1-bit network costs 4-8 times as much at load 0.13 as near its
@@ -131,8 +132,9 @@ def main():
                     help="loads of the largest size instead of its grid (e.g. a few around each variant's crossing)")
     ap.add_argument("--size-loads", action="append", default=[], metavar="N=LOAD,LOAD,...",
                     help="the loads of one size instead of its grid (repeatable; e.g. to reuse a cache filled with them)")
-    ap.add_argument("--bracket", action="store_true",
-                    help="largest size: per variant, the grid loads around the crossing predicted from the smaller sizes")
+    ap.add_argument("--bracket", type=int, nargs="?", const=0, default=None, metavar="FROM_N",
+                    help="sizes from FROM_N up (default: the largest only), in ascending order: per variant, the grid "
+                         "loads around the crossing predicted from the smaller sizes")
     ap.add_argument("--trials", type=int, nargs="+", default=None,
                     help="trials per size, one number per --sizes entry (default: 8 at N=500 down to 1 from 8,000)")
     a = ap.parse_args()
@@ -141,8 +143,9 @@ def main():
         ap.error(f"--trials needs one number per size: {len(sizes)} sizes, {len(a.trials)} trial counts")
     trials = dict(zip(sizes, a.trials)) if a.trials is not None else TRIALS
     configs = CORE if a.configs == "core" else CONFIGS
-    if a.bracket and len(sizes) < 3:
-        ap.error("--bracket predicts the largest size's crossings from the others: give at least three sizes")
+    bracketed = set() if a.bracket is None else {n for n in sizes if n >= (a.bracket or max(sizes))}
+    if bracketed and sum(n < min(bracketed) for n in sizes) < 2:
+        ap.error(f"--bracket predicts crossings from the smaller sizes: give at least two sizes below {min(bracketed)}")
     size_loads = {}
     for item in a.size_loads:
         n, _, ls = item.partition("=")
@@ -156,28 +159,30 @@ def main():
         if max(sizes) in size_loads:
             ap.error("--loads sets the largest size's loads: give them once, there or in --size-loads")
         size_loads[max(sizes)] = tuple(a.loads)
-    if a.bracket and max(sizes) in size_loads:
-        ap.error("--bracket chooses the largest size's loads: drop --loads (or its --size-loads)")
+    if bracketed & set(size_loads):
+        ap.error(f"--bracket chooses the loads of N={sorted(bracketed & set(size_loads))}: drop their --loads or "
+                 "--size-loads")
     print(describe())
     cache = a.cache or a.out / ("theory_cache_quick" if a.quick else "theory_cache")
     rows = []
     t0 = time.perf_counter()
-    # with --bracket the largest size runs last: its loads come from the others' crossings
-    for N in sorted(sizes, key=lambda n: n == max(sizes)) if a.bracket else sizes:
+    forecasts = {}
+    # bracketed sizes run last, smallest first: their loads come from the smaller sizes' crossings
+    for N in sorted(sizes, key=lambda n: (n in bracketed, n if n in bracketed else 0)):
         t1 = time.perf_counter()
 
         def run(loads, cfgs, N=N):
             return studies.capacity(n_neurons=N, loads=loads, configs=cfgs, trials=trials.get(N, 2), threshold=0.97,
                                     seed=a.seed, cache_dir=cache, progress=sys.stderr.isatty(), device=a.device)
 
-        if a.bracket and N == max(sizes):
+        if N in bracketed:
             smaller = studies.critical_loads(rows)
             fits = studies.extrapolate(smaller, "1/sqrt(N)")
             predicted = {key(e): e["alpha_inf"] + e["slope"] / math.sqrt(N) for e in fits}
             # both laws' predictions, made before N runs: the out-of-sample test printed at the end
-            forecasts = {law: {key(e): e["alpha_inf"] + e["slope"] * N ** -power
-                               for e in studies.extrapolate(smaller, law)}
-                         for law, power in (("1/N", 1.0), ("1/sqrt(N)", 0.5))}
+            forecasts[N] = {law: {key(e): e["alpha_inf"] + e["slope"] * N ** -power
+                                  for e in studies.extrapolate(smaller, law)}
+                            for law, power in (("1/N", 1.0), ("1/sqrt(N)", 0.5))}
             print(f"N={N}: crossings predicted by the 1/sqrt(N) fit of the smaller sizes: "
                   + ", ".join(f"{name(c)} {predicted[key(c)]:.4f}" if key(c) in predicted
                               else f"{name(c)} none (fewer than two crossings; not run)" for c in configs), flush=True)
@@ -240,8 +245,8 @@ def main():
                                                 for n in sorted(per)))
     if len(sizes) >= 3:
         print_exponent_fits(crit, ext)
-    if a.bracket:
-        print_forecasts(forecasts, crit, max(sizes))
+    for N, f in forecasts.items():
+        print_forecasts(f, crit, N)
     plot(rows, crit, ext, sizes, a.out / "theory_vs_simulation.png")
 
 
