@@ -180,8 +180,7 @@ def main():
             fits = studies.extrapolate(smaller, "1/sqrt(N)")
             predicted = {key(e): e["alpha_inf"] + e["slope"] / math.sqrt(N) for e in fits}
             # both laws' predictions, made before N runs: the out-of-sample test printed at the end
-            forecasts[N] = {law: {key(e): e["alpha_inf"] + e["slope"] * N ** -power
-                                  for e in studies.extrapolate(smaller, law)}
+            forecasts[N] = {law: {k: forecast(rs, N, power) for k, rs in by_variant(smaller).items()}
                             for law, power in (("1/N", 1.0), ("1/sqrt(N)", 0.5))}
             print(f"N={N}: crossings predicted by the 1/sqrt(N) fit of the smaller sizes: "
                   + ", ".join(f"{name(c)} {predicted[key(c)]:.4f}" if key(c) in predicted
@@ -328,19 +327,43 @@ def print_exponent_fits(crit, ext):
               f"for {len(rs) - 3} dof, alpha_inf {f['alpha_inf']:.4f} (theory at 0.97: {e['predicted_at_097']:.4f})")
 
 
+def by_variant(crit):
+    """Critical loads grouped by variant, sizes ascending, finite crossings only."""
+    out: dict = {}
+    for x in sorted(crit, key=lambda x: x["n_neurons"]):
+        if np.isfinite(x["alpha_c"]):
+            out.setdefault(key(x), []).append(x)
+    return out
+
+
+def forecast(rs, N, power):
+    """alpha_c at N from the weighted least-squares fit alpha_inf + b n^-power of ``rs``
+    (weights 1 / alpha_c_err^2), with its standard error from the fit's covariance; nan
+    with fewer than two sizes."""
+    if len(rs) < 2:
+        return float("nan"), float("nan")
+    x = np.array([r["n_neurons"] ** -power for r in rs], float)
+    err = np.array([r["alpha_c_err"] for r in rs])
+    A = np.stack([np.ones_like(x), x], axis=1) / err[:, None]
+    coef, *_ = np.linalg.lstsq(A, np.array([r["alpha_c"] for r in rs]) / err, rcond=None)
+    v = np.array([1.0, float(N) ** -power])
+    return float(v @ coef), float(np.sqrt(v @ np.linalg.inv(A.T @ A) @ v))
+
+
 def print_forecasts(forecasts, crit, N):
-    """The largest size's crossings as each law predicted them from the smaller sizes, and as
-    measured: (measured - predicted) / error tells the laws apart out of sample."""
-    print(f"out of sample: alpha_c at N={N} predicted by each law's fit of the smaller sizes, then measured")
-    print(f"  {'weights':<28}{'measured':>16}" + "".join(f"{law + ' predicted':>22}{'(m-p)/err':>10}"
-                                                         for law in forecasts))
-    for x in crit:
+    """A size's crossings as each law predicted them from the smaller sizes (before that size
+    ran), and as measured: the deviation over the combined error tells the laws apart out of
+    sample."""
+    print(f"out of sample: alpha_c at N={N} predicted by each law's fit of the smaller sizes, then measured "
+          "(dev: (measured - predicted) / sqrt(err_measured^2 + err_predicted^2))")
+    print(f"  {'weights':<28}{'measured':>16}" + "".join(f"{law + ' predicted':>26}{'dev':>6}" for law in forecasts))
+    for x in sorted(crit, key=lambda x: str(x["bits"])):
         if x["n_neurons"] != N or not np.isfinite(x["alpha_c"]):
             continue
         cells = ""
         for law, pred in forecasts.items():
-            p = pred.get(key(x), float("nan"))
-            cells += f"{p:>22.4f}{(x['alpha_c'] - p) / x['alpha_c_err']:>10.1f}"
+            p, pe = pred.get(key(x), (float("nan"), float("nan")))
+            cells += f"{p:>18.4f}+-{pe:.4f}{(x['alpha_c'] - p) / math.hypot(x['alpha_c_err'], pe):>6.1f}"
         print(f"  {name(x):<28}{x['alpha_c']:>10.4f}+-{x['alpha_c_err']:.4f}" + cells)
 
 

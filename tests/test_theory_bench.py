@@ -97,3 +97,19 @@ def test_bracket_gives_up_after_max_rounds(capsys):
     rows = tvs.bracket({k: 0.10}, fake, 0.0025, max_rounds=3)
     assert len({r["load"] for r in rows}) == 4  # two, then one more per later round
     assert "not bracketed" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("power", [0.5, 1.0])
+def test_forecast_matches_numpy_polyfit(power):
+    rng = np.random.default_rng(1)
+    sizes = [2000, 4000, 8000, 16000]
+    err = rng.uniform(1e-4, 6e-4, len(sizes))
+    y = 0.138 + 0.3 * np.array(sizes, float) ** -power + rng.normal(0, err)
+    rs = [dict(n_neurons=n, alpha_c=a, alpha_c_err=e) for n, a, e in zip(sizes, y, err)]
+    p, pe = tvs.forecast(rs, 32000, power)
+    x = np.array(sizes, float) ** -power
+    coef, cov = np.polyfit(x, y, 1, w=1 / err, cov="unscaled")
+    v = np.array([32000.0 ** -power, 1.0])
+    assert p == pytest.approx(v @ coef, rel=1e-12)
+    assert pe == pytest.approx(math.sqrt(v @ cov @ v), rel=1e-9)
+    assert tvs.forecast(rs[:1], 32000, power) != tvs.forecast(rs[:1], 32000, power)  # nan with one size
