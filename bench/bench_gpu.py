@@ -15,7 +15,10 @@ the GPU twice where PyTorch has CUDA: one int8 GEMM per sweep, hopfield._sync_ge
 numba-cuda kernels), asynchronous recall on float32 W, each with device="cpu" (up to --cpu-max-n) and device="cuda", and
 PyTorch's synchronous recall S = sign(S @ W) until no change (ties keep the state) on
 float16 W (float32 on a CPU).  Every CUDA recall row also says whether the first --check
-cues ended exactly as on the CPU (states, sweeps, flags).  The CUDA kernels are compiled
+cues ended exactly as on the CPU (states, sweeps, flags).  Profile rows (indented) split
+the GPU's work: the initial integer sums of the affine recall alone; and, last for each N,
+the store into its Hebb kernels and slab copies to the host (pageable and pinned) and a
+second quantize into the GPU encode, rho on the host and the rest.  The CUDA kernels are compiled
 on a small network first.  Rows go to <out>/bench_gpu.txt and <out>/bench_gpu.csv as they
 are measured, so a run cut short keeps what it measured.
 """
@@ -142,6 +145,61 @@ def profile_sums(rep: "Report", N: int, q, cues):
     torch.cuda.empty_cache()
 
 
+def profile_store_quantize(rep: "Report", N: int, X, net, t_quantize: float):
+    """Where the GPU store and quantize spend their time: the Hebb kernels alone, the slab
+    copies to the host (pageable into touched memory, and pinned), and the quantize split
+    into the GPU encode (transfers included), rho on the host and the rest (the fit on a
+    sample of W, on the host)."""
+    from numba import cuda
+
+    from hopfield import network
+
+    backend = _device.cuda_backend()
+    P = X.shape[0]
+    rows = _device._slab_rows(N)
+    dB = cuda.to_device(backend._pack_patterns(X))
+    dW = cuda.device_array((rows, N), np.float32)
+    grid = lambda n: ((backend._blocks(N, backend.SPAN), backend._blocks(n, backend.SPAN)),  # noqa: E731
+                      (backend.TILE, backend.TILE))
+    slabs = [(r0, min(rows, N - r0)) for r0 in range(0, N, rows)]
+
+    def kernels():
+        for r0, n in slabs:
+            backend._hebb_kernel[grid(n)](dB, P, r0, dW[:n])
+        cuda.synchronize()
+
+    def copies(host):
+        for _, n in slabs:
+            dW[:n].copy_to_host(host[:n])
+
+    kernels()
+    rep.row(N, "  store: Hebb kernels alone", "cuda", timed(kernels)[0], "", f"{len(slabs)} slabs of {rows:,} rows")
+    pageable = np.ones((rows, N), np.float32)  # touched: no page faults during the copies
+    rep.row(N, "  store: slab copies to the host, pageable", "cuda", timed(lambda: copies(pageable))[0], "",
+            f"{4 * N * N / 1e9:.2f} GB")
+    del pageable
+    pinned = cuda.pinned_array((rows, N), np.float32)
+    rep.row(N, "  store: slab copies to the host, pinned", "cuda", timed(lambda: copies(pinned))[0])
+    del pinned, dB, dW
+    encode, spent = backend.encode, []
+
+    def timed_encode(*args):
+        t, _ = timed(lambda: encode(*args))
+        spent.append(t)
+
+    backend.encode = timed_encode
+    try:
+        t, q = timed(lambda: net.quantize(4, "uniform", device="cuda"))
+    finally:
+        backend.encode = encode
+    t_rho, _ = timed(lambda: network._offdiag_correlation(net, q))
+    rep.row(N, "  quantize: GPU encode (transfers included)", "cuda", sum(spent))
+    rep.row(N, "  quantize: rho on the host", "cpu", t_rho)
+    rep.row(N, "  quantize: the rest (the fit, host)", "cpu", t - sum(spent) - t_rho, "",
+            f"this quantize {t:.3f} s, the timed one {t_quantize:.3f} s")
+    free_gpu(True)
+
+
 class Report:
     """Prints each row and appends it to <out>/bench_gpu.txt and .csv at once."""
 
@@ -204,7 +262,7 @@ def bench_size(rep: Report, N: int, n_cues: int, use_cuda: bool, cpu: bool, n_ch
     fp = _device.footprint("recall", N, n_cues=n_cues, weights="affine")
     rep.line(f"\nN={N:,}, P={P:,}, {n_cues:,} cues; GPU footprint of recall on codes: {_device.size_text(fp.total)}")
     devices = (["cpu"] if cpu else []) + (["cuda"] if use_cuda else [])
-    nets, qs, results = {}, {}, {}
+    nets, qs, results, t_quantize = {}, {}, {}, {}
     for dev in devices:
         out = guarded(rep, N, f"store (Hebb) {dev}", lambda: timed(lambda: HopfieldNetwork.from_patterns(X, device=dev)))
         if out is None:
@@ -220,6 +278,7 @@ def bench_size(rep: Report, N: int, n_cues: int, use_cuda: bool, cpu: bool, n_ch
             equal = "yes" if (np.array_equal(qs["cpu"].quantized.codes, qs[dev].quantized.codes)
                               and np.array_equal(qs["cpu"].quantized.params, qs[dev].quantized.params)) else "NO"
         rep.row(N, "quantize 4-bit uniform (+ rho)", dev, t, equal, f"rho {qs[dev].rho:.4f}")
+        t_quantize[dev] = t
     ref = nets.get("cpu") or nets.get("cuda")
     k = min(n_check, n_cues)
     for dev in devices:
@@ -258,9 +317,16 @@ def bench_size(rep: Report, N: int, n_cues: int, use_cuda: bool, cpu: bool, n_ch
             rep.row(N, label, dev, t, equal, note)
     if "cuda" in qs:
         profile_sums(rep, N, qs["cuda"], cues)
-    if ref is None:
-        return
-    free_gpu(use_cuda)
+    if ref is not None:
+        free_gpu(use_cuda)
+        torch_row(rep, N, ref, cues, targets, results)
+    if "cuda" in qs:  # last: a second quantize, after the rows that matter most
+        del qs
+        guarded(rep, N, "profile of store and quantize",
+                lambda: profile_store_quantize(rep, N, X, nets["cuda"], t_quantize["cuda"]))
+
+
+def torch_row(rep, N, ref, cues, targets, results):
     out = guarded(rep, N, "PyTorch sync", lambda: torch_sync(ref.weights, cues))
     if out is None:
         return
