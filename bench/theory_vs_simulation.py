@@ -356,15 +356,15 @@ def print_forecasts(forecasts, crit, N):
     sample."""
     print(f"out of sample: alpha_c at N={N} predicted by each law's fit of the smaller sizes, then measured "
           "(dev: (measured - predicted) / sqrt(err_measured^2 + err_predicted^2))")
-    print(f"  {'weights':<28}{'measured':>16}" + "".join(f"{law + ' predicted':>26}{'dev':>6}" for law in forecasts))
+    print(f"  {'weights':<28}{'measured':>18}" + "".join(f"{law + ' predicted':>28}{'dev':>6}" for law in forecasts))
     for x in sorted(crit, key=lambda x: str(x["bits"])):
         if x["n_neurons"] != N or not np.isfinite(x["alpha_c"]):
             continue
         cells = ""
         for law, pred in forecasts.items():
             p, pe = pred.get(key(x), (float("nan"), float("nan")))
-            cells += f"{p:>18.4f}+-{pe:.4f}{(x['alpha_c'] - p) / math.hypot(x['alpha_c_err'], pe):>6.1f}"
-        print(f"  {name(x):<28}{x['alpha_c']:>10.4f}+-{x['alpha_c_err']:.4f}" + cells)
+            cells += f"{p:>19.5f}+-{pe:.5f}{(x['alpha_c'] - p) / math.hypot(x['alpha_c_err'], pe):>6.1f}"
+        print(f"  {name(x):<28}{x['alpha_c']:>11.5f}+-{x['alpha_c_err']:.5f}" + cells)
 
 
 def plot(rows, crit, ext, sizes, path):
@@ -373,15 +373,22 @@ def plot(rows, crit, ext, sizes, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5))
+    scaling = len(sizes) >= 3  # a third panel: alpha_c(N) against N^-1/2 with both laws' fits
+    fig, axes = plt.subplots(1, 3 if scaling else 2, figsize=(19.5 if scaling else 13, 5))
+    ax1, ax2 = axes[:2]
     N = max(sizes)
-    for key, rs in studies._group([r for r in rows if r["n_neurons"] == N], ("bits", "scheme", "objective")).items():
-        if key[2] == "minmax" or key[1] == "exponential":
+    # one colour per variant in every panel; the eight variants of the line panels get C0-C7
+    lines = [name(c) for c in CONFIGS if c.get("scheme") != "exponential" and c.get("objective") != "minmax"]
+    others = [name(c) for c in CONFIGS if name(c) not in lines]
+    color = {**{v: f"C{i}" for i, v in enumerate(lines)}, **dict(zip(others, ["C8", "C9", "k", "0.55", "olive"]))}
+    for var, rs in studies._group([r for r in rows if r["n_neurons"] == N], ("bits", "scheme", "objective")).items():
+        if var[2] == "minmax" or var[1] == "exponential":
             continue
         by = studies._group(rs, ("load",))
         xs = sorted(k[0] for k in by)
-        line, = ax1.plot(xs, [np.mean([r["retrieved"] for r in by[(x,)]]) for x in xs], marker="o", ms=3,
-                         label=name(dict(bits=key[0], scheme=key[1], objective=key[2])))
+        v = name(dict(bits=var[0], scheme=var[1], objective=var[2]))
+        line, = ax1.plot(xs, [np.mean([r["retrieved"] for r in by[(x,)]]) for x in xs], marker="o", ms=3, label=v,
+                         color=color[v])
         rho = np.mean([r["rho"] for r in rs])
         ax1.axvline(theory.critical_load(rho), color=line.get_color(), ls=":", lw=1)
     ax1.set(xlabel="load alpha = P/N", ylabel="fraction retrieved from itself (overlap >= 0.97)",
@@ -394,11 +401,29 @@ def plot(rows, crit, ext, sizes, path):
     for e in ext:
         mark = "s" if e["objective"] == "minmax" else ("*" if e["bits"] == "float" else "o")
         ax2.errorbar(e["rho"], e["alpha_inf_sqrt"], yerr=e["alpha_inf_sqrt_err"], fmt=mark, ms=6, capsize=2,
-                     label=name(e))
+                     label=name(e), color=color[name(e)])
     ax2.set(xlabel="rho (weights vs quantized weights)", ylabel="alpha_c extrapolated to N -> infinity (1/sqrt(N) fit)",
             title="Same rho, same capacity, whatever the quantizer")
     ax2.legend(fontsize=6, ncol=2)
-    for ax in (ax1, ax2):
+    if scaling:
+        ax3 = axes[2]
+        x = np.linspace(0, min(sizes) ** -0.5, 200)
+        laws = {(e["bits"], e["scheme"], e["objective"]): e for e in studies.extrapolate(crit, "1/sqrt(N)")}
+        for e in ext:
+            if e["objective"] == "minmax" or e["scheme"] == "exponential":
+                continue
+            rs = by_variant(crit).get(key(e), [])
+            q = laws[key(e)]
+            c = color[name(e)]
+            ax3.errorbar([r["n_neurons"] ** -0.5 for r in rs], [r["alpha_c"] for r in rs],
+                         yerr=[r["alpha_c_err"] for r in rs], fmt="o", ms=4, capsize=2, label=name(e), color=c)
+            ax3.plot(x, q["alpha_inf"] + q["slope"] * x, "-", color=c, lw=0.8)
+            ax3.plot(x, e["alpha_inf"] + e["slope"] * x ** 2, "--", color=c, lw=0.8)
+            ax3.plot([0], [theory.load_at_overlap(0.97, e["rho"])], marker="_", ms=14, color=c)
+        ax3.set(xlabel="N^-1/2", ylabel="alpha_c(N)", xlim=(-0.001, None),
+                title="solid: 1/sqrt(N) fit; dashed: 1/N fit; bars at 0: theory at overlap 0.97")
+        ax3.legend(fontsize=7)
+    for ax in axes:
         ax.grid(True, alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
