@@ -17,9 +17,11 @@
 #      the CPU and the slow references, bit for bit;
 #   6. theory_vs_simulation.py's five core variants on the GPU: more trials at N = 32,000 at
 #      the loads that bracket each crossing (--bracket), on a copy of
-#      bench/results/theory_cache (carry it: it holds N = 2,000-16,000 and the first trials
-#      at 32,000, which the GPU then need not repeat); resumable: the task cache and the
-#      tables go to $OUT/theory.tar.gz;
+#      bench/results/theory_cache (carry it: it holds N = 2,000-16,000 and trials 0-2 at
+#      32,000, which the GPU then need not repeat); THEORY_TRIALS (default 4, one new trial,
+#      8 loads) sets the trials at 32,000; the step gets what is left of the budget, so more
+#      trials may take several runs (resumable: the task cache and the tables go to
+#      $OUT/theory.tar.gz; unpack its cache into bench/results/theory_cache to go on);
 #   7. with OLD_TREE=<a checkout of an earlier version>, its bench_gpu.py at N = 10,000 and
 #      30,000, appended to gpu.log (a before/after on the same GPU).
 # Logs: $OUT/summary.txt, cpu.log, gpu.log, gpu/bench_gpu.{txt,csv}, theory.log (8 files in all).
@@ -36,7 +38,7 @@ if [ -n "${SMALL:-}" ]; then
   N1=2000 P1=200 N2=3000 P2=300 CUES=200 GPU_SIZES=1000 THEORY="--quick"
 else
   N1=10000 P1=1000 N2=30000 P2=3000 CUES=1000 GPU_SIZES=10000,30000,100000
-  THEORY="--load-step 0.0025 --sizes 2000 4000 8000 16000 32000 --trials 4 4 4 2 ${THEORY_TRIALS:-8} --bracket
+  THEORY="--load-step 0.0025 --sizes 2000 4000 8000 16000 32000 --trials 4 4 4 2 ${THEORY_TRIALS:-4} --bracket
     --size-loads 16000=0.1,0.1025,0.105,0.1275,0.13,0.1325,0.1375,0.14,0.1425,0.145,0.1475"
 fi
 
@@ -96,7 +98,7 @@ print('compiled')"
 step "cpu-N$N1-$CORES-threads" cpu.log 80 $(threads "$CORES") $PY bench/bench_hopfield.py --n $N1 --p $P1 --cues $CUES --nd3-n 0 --scaling
 step "cpu-N$N1-2-threads" cpu.log 80 $(threads 2) $PY bench/bench_hopfield.py --n $N1 --p $P1 --cues $CUES --nd3-n 0 --no-reference --scaling
 step "cpu-N$N2-$CORES-threads" cpu.log 90 $(threads "$CORES") $PY bench/bench_hopfield.py --n $N2 --p $P2 --cues $CUES --nd3-n 0 --no-float --no-reference
-step gpu gpu.log 200 $PY bench/bench_gpu.py --out "$OUT/gpu" --sizes $GPU_SIZES --cues $CUES --cpu-max-n 0 --check 4
+step gpu gpu.log 240 $PY bench/bench_gpu.py --out "$OUT/gpu" --sizes $GPU_SIZES --cues $CUES --cpu-max-n 0 --check 4
 step gpu-tests gpu.log 90 env NUMBA_ENABLE_CUDASIM=0 HOPFIELD_SYNC_GEMM_DEVICE=cuda $PY -m pytest -q -p no:cacheprovider \
   tests/test_cuda.py tests/test_sync_gemm.py
 mkdir -p "$OUT/theory/cache"

@@ -19,8 +19,8 @@ around each variant's crossing, where a full fine grid would take hours on a lap
 predicts each variant's crossing at the largest size (``--bracket FROM_N``: at each size
 from FROM_N up, smallest first), the two grid loads around it run
 for that variant only, and one more step is added below or above until the simulated
-fraction brackets 1/2 (far from its own crossing a variant wanders for up to max_sweeps
-sweeps: at N = 16,000 the 1-bit network costs 4-8 times as much at load 0.13 as near its
+fraction brackets 1/2 (far above its own crossing a variant wanders for up to max_sweeps
+sweeps: at N = 16,000 the 1-bit network took 108 s at load 0.13 against 8 s near its
 crossing at 0.10).
 
 ``--configs core`` keeps five variants (float, and 1-4 bits uniform with correlation-optimal
@@ -78,9 +78,12 @@ def bracket(predicted, run, step, fraction=0.5, max_rounds=8):
     variant first runs the two grid loads around its prediction; then, round by round, one
     step below its lowest load while that load retrieves under ``fraction`` (averaged over
     trials), or one above its highest while no load falls under it.  Variants that need the
-    same load in a round share one run of it (one store, one pattern set).
+    same load in a round share one run of it (one store, one pattern set).  The grid is the
+    multiples of ``step``.  Variants left unbracketed (after ``max_rounds``, at the load 0
+    floor, or with no rows) are named in a printed line; their crossing is then nan.
     """
     done: dict = {k: {} for k in predicted}  # key -> {load: mean fraction retrieved}
+    failed: dict = {}  # key -> why it is not bracketed
     need = {}
     for k, p in predicted.items():
         lo = math.floor(p / step + 1e-9) * step
@@ -95,17 +98,29 @@ def bracket(predicted, run, step, fraction=0.5, max_rounds=8):
             got = run(load, by_load[load])
             rows += got
             for k in by_load[load]:
-                done[k][load] = float(np.mean([r["retrieved"] for r in got if key(r) == k]))
+                mine = [r["retrieved"] for r in got if key(r) == k]
+                if mine:
+                    done[k][load] = float(np.mean(mine))
+                else:
+                    failed[k] = f"no rows at load {load}"
         need = {}
         for k, fr in done.items():
+            if k in failed:
+                continue
             xs = sorted(fr)
-            if fr[xs[0]] < fraction and round(xs[0] - step, 6) > 0:
-                need[k] = {round(xs[0] - step, 6)}
+            if fr[xs[0]] < fraction:
+                if round(xs[0] - step, 6) > 0:
+                    need[k] = {round(xs[0] - step, 6)}
+                else:
+                    failed[k] = f"retrieves under {fraction} down to load {xs[0]}"
             elif all(fr[x] >= fraction for x in xs):
                 need[k] = {round(xs[-1] + step, 6)}
         if not need:
-            return rows
-    print(f"not bracketed after {max_rounds} rounds: {sorted(need)}", flush=True)
+            break
+    else:
+        failed.update({k: f"not bracketed after {max_rounds} rounds" for k in need})
+    for k, why in failed.items():
+        print(f"{name(dict(bits=k[0], scheme=k[1], objective=k[2]))}: {why}; its crossing is left out", flush=True)
     return rows
 
 
@@ -132,7 +147,7 @@ def main():
                     help="loads of the largest size instead of its grid (e.g. a few around each variant's crossing)")
     ap.add_argument("--size-loads", action="append", default=[], metavar="N=LOAD,LOAD,...",
                     help="the loads of one size instead of its grid (repeatable; e.g. to reuse a cache filled with them)")
-    ap.add_argument("--bracket", type=int, nargs="?", const=0, default=None, metavar="FROM_N",
+    ap.add_argument("--bracket", type=int, nargs="?", const=-1, default=None, metavar="FROM_N",
                     help="sizes from FROM_N up (default: the largest only), in ascending order: per variant, the grid "
                          "loads around the crossing predicted from the smaller sizes")
     ap.add_argument("--trials", type=int, nargs="+", default=None,
@@ -143,18 +158,26 @@ def main():
         ap.error(f"--trials needs one number per size: {len(sizes)} sizes, {len(a.trials)} trial counts")
     trials = dict(zip(sizes, a.trials)) if a.trials is not None else TRIALS
     configs = CORE if a.configs == "core" else CONFIGS
-    bracketed = set() if a.bracket is None else {n for n in sizes if n >= (a.bracket or max(sizes))}
+    if a.bracket is not None and a.bracket != -1 and not 0 < a.bracket <= max(sizes):
+        ap.error(f"--bracket {a.bracket}: FROM_N must be positive and at most the largest size, {max(sizes)}")
+    bracketed = set() if a.bracket is None else {n for n in sizes if n >= (max(sizes) if a.bracket == -1
+                                                                              else a.bracket)}
     if bracketed and sum(n < min(bracketed) for n in sizes) < 2:
         ap.error(f"--bracket predicts crossings from the smaller sizes: give at least two sizes below {min(bracketed)}")
     size_loads = {}
     for item in a.size_loads:
         n, _, ls = item.partition("=")
         try:
-            size_loads[int(n)] = tuple(float(x) for x in ls.split(","))
+            n, loads = int(n), tuple(float(x) for x in ls.split(","))
         except ValueError:
             ap.error(f"--size-loads {item!r}: expected N=LOAD,LOAD,... (e.g. 16000=0.1,0.1025)")
-        if int(n) not in sizes:
+        if n not in sizes:
             ap.error(f"--size-loads {item!r}: N={n} is not one of --sizes {sizes}")
+        if n in size_loads:
+            ap.error(f"--size-loads gives the loads of N={n} twice")
+        if not all(0 < x < 1 for x in loads):
+            ap.error(f"--size-loads {item!r}: loads must lie between 0 and 1")
+        size_loads[n] = loads
     if a.loads is not None:
         if max(sizes) in size_loads:
             ap.error("--loads sets the largest size's loads: give them once, there or in --size-loads")
@@ -190,7 +213,7 @@ def main():
         else:
             rows += run(size_loads.get(N, loads_for(N, a.load_step)), configs)
         print(f"N={N}: {time.perf_counter() - t1:.0f} s", flush=True)
-    sizes = sorted(sizes)  # run in the order given (largest first, say), reported in ascending order
+    sizes = sorted(sizes)  # run in the order given (bracketed ones last), reported in ascending order
     crit = studies.critical_loads(rows)
     ext = studies.extrapolate(crit, "1/N")
     ext_sqrt = {(e["bits"], e["scheme"], e["objective"]): e for e in studies.extrapolate(crit, "1/sqrt(N)")}
@@ -304,8 +327,8 @@ def print_exponent_fits(crit, ext):
     """Which law the data prefer: chi^2 summed over the variants for 1/N and 1/sqrt(N),
     and the exponent p of a free fit per variant."""
     dof = sum(len(e["sizes"]) - 2 for e in ext)
-    for law, key in (("1/N", "chi2_dof"), ("1/sqrt(N)", "chi2_dof_sqrt")):
-        total = sum(e[key] * (len(e["sizes"]) - 2) for e in ext)
+    for law, col in (("1/N", "chi2_dof"), ("1/sqrt(N)", "chi2_dof_sqrt")):
+        total = sum(e[col] * (len(e["sizes"]) - 2) for e in ext)
         print(f"{law} law, all variants: chi2 {total:.1f} for {dof} degrees of freedom "
               f"(probability of a chi2 this large by chance: {chi2_sf(total, dof):.2g})")
     ratios = {}
@@ -356,8 +379,9 @@ def print_forecasts(forecasts, crit, N):
     sample."""
     print(f"out of sample: alpha_c at N={N} predicted by each law's fit of the smaller sizes, then measured "
           "(dev: (measured - predicted) / sqrt(err_measured^2 + err_predicted^2))")
-    print(f"  {'weights':<28}{'measured':>18}" + "".join(f"{law + ' predicted':>28}{'dev':>6}" for law in forecasts))
-    for x in sorted(crit, key=lambda x: str(x["bits"])):
+    print(f"  {'weights':<28}{'measured':>20}" + "".join(f"{law + ' predicted':>28}{'dev':>6}" for law in forecasts))
+    order = [key(c) for c in CONFIGS]
+    for x in sorted(crit, key=lambda x: order.index(key(x)) if key(x) in order else len(order)):
         if x["n_neurons"] != N or not np.isfinite(x["alpha_c"]):
             continue
         cells = ""

@@ -143,4 +143,6 @@ def test_critical_loads_do_not_depend_on_row_order():
     b = S.critical_loads(rows[::-1])
     key = lambda r: (r["n_neurons"], r["bits"])  # noqa: E731
     assert sorted(a, key=key) == sorted(b, key=key)
-    assert all(r["alpha_c_err"] > 0 for r in a)  # the bootstrap ran (four trials)
+    # the bootstrap ran (four scattered trials): it sets the errors above the binomial floor
+    floor = {key(r): r["alpha_c_err"] for r in S.critical_loads(rows, n_boot=0)}
+    assert all(r["alpha_c_err"] >= floor[key(r)] for r in a) and any(r["alpha_c_err"] > floor[key(r)] for r in a)

@@ -2,6 +2,7 @@
 and a simulated study whose crossings are known."""
 
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -39,9 +40,10 @@ def test_exponent_scan_recovers_the_exponent(p):
 
 
 class FakeStudy:
-    """A study whose fraction retrieved is a known step at each variant's crossing."""
+    """A study whose fraction retrieved falls linearly through each variant's crossing; the
+    trials scatter around it (+-0.04) and average to it exactly."""
 
-    def __init__(self, crossings, trials=2):
+    def __init__(self, crossings, trials=3):
         self.crossings, self.trials, self.calls = crossings, trials, []
 
     def __call__(self, load, keys):
@@ -51,6 +53,7 @@ class FakeStudy:
             for t in range(self.trials):
                 # retrieved falls linearly from 1 to 0 across 0.02 around the crossing
                 frac = float(np.clip(0.5 - (load - self.crossings[k]) / 0.02, 0.0, 1.0))
+                frac += 0.04 * (t - (self.trials - 1) / 2) if 0.1 < frac < 0.9 else 0.0
                 rows.append(dict(n_neurons=32000, bits=k[0], scheme=k[1], objective=k[2], load=load, trial=t,
                                  retrieved=frac, n_patterns=int(load * 32000), rho=1.0))
         return rows
@@ -92,11 +95,84 @@ def test_bracket_shares_a_load_between_variants():
 
 
 def test_bracket_gives_up_after_max_rounds(capsys):
+    k, f = (1, "uniform", "correlation"), ("float", "none", "none")
+    fake = FakeStudy({k: 0.5, f: 0.6})  # always retrieved on the grid it is allowed to search
+    rows = tvs.bracket({k: 0.10, f: 0.11}, fake, 0.0025, max_rounds=3)
+    for v in (k, f):
+        assert len({r["load"] for r in rows if tvs.key(r) == v}) == 4  # two, then one more per later round
+    out = capsys.readouterr().out
+    assert "1-bit uniform correlation: not bracketed after 3 rounds" in out and "float: not bracketed" in out
+
+
+def test_bracket_stops_at_the_load_floor_and_says_so(capsys):
     k = (1, "uniform", "correlation")
-    fake = FakeStudy({k: 0.5})  # always retrieved on the grid it is allowed to search
-    rows = tvs.bracket({k: 0.10}, fake, 0.0025, max_rounds=3)
-    assert len({r["load"] for r in rows}) == 4  # two, then one more per later round
-    assert "not bracketed" in capsys.readouterr().out
+    fake = FakeStudy({k: -0.05})  # retrieved under 1/2 at every positive load
+    rows = tvs.bracket({k: 0.004}, fake, 0.0025)
+    assert sorted({r["load"] for r in rows}) == [0.0025, 0.005]
+    assert "retrieves under 0.5 down to load 0.0025" in capsys.readouterr().out
+
+
+def test_bracket_reports_a_variant_without_rows(capsys):
+    k, f = (1, "uniform", "correlation"), ("float", "none", "none")
+    fake = FakeStudy({k: 0.1014, f: 0.1421})
+    rows = tvs.bracket({k: 0.1014, f: 0.1421}, lambda load, keys: [r for r in fake(load, keys) if tvs.key(r) == k],
+                       0.0025)
+    assert {tvs.key(r) for r in rows} == {k}
+    assert "float: no rows at load" in capsys.readouterr().out
+
+
+def test_main_runs_the_bracketed_size_last_and_forecasts_it(tmp_path, monkeypatch, capsys):
+    """The whole script on a fake study whose crossings follow alpha_inf + b / sqrt(N)
+    exactly: the largest size runs last, one load at a time, only next to each crossing,
+    and the 1/sqrt(N) forecast made before it ran hits the measurement."""
+    inf = {tvs.key(c): 0.10 + 0.01 * i for i, c in enumerate(tvs.CORE)}
+    calls = []
+
+    def fake_capacity(n_neurons, loads, configs, trials, **kw):
+        calls.append((n_neurons, tuple(loads), tuple(tvs.key(c) for c in configs)))
+        crossings = {tvs.key(c): inf[tvs.key(c)] + 0.3 / math.sqrt(n_neurons) for c in configs}
+        rows = FakeStudy(crossings, trials)
+        out = []
+        for a in loads:
+            for r in rows(a, list(crossings)):
+                r.update(n_neurons=n_neurons, n_patterns=int(a * n_neurons), rho=1.0 if r["bits"] == "float" else 0.9)
+                out.append(r)
+        return out
+
+    monkeypatch.setattr(tvs.studies, "capacity", fake_capacity)
+    monkeypatch.setattr(sys, "argv", ["tvs", "--configs", "core", "--load-step", "0.0025", "--sizes", "8000", "2000",
+                                      "4000", "--trials", "3", "3", "3", "--bracket", "--out", str(tmp_path)])
+    tvs.main()
+    sizes = [n for n, _, _ in calls]
+    assert sizes[:2] == [2000, 4000] and set(sizes[2:]) == {8000}  # grid sizes first, the bracketed one last
+    for n, loads, keys in calls[2:]:
+        assert len(loads) == 1
+        for k in keys:  # each load within two grid steps of that variant's true crossing
+            assert abs(loads[0] - (inf[k] + 0.3 / math.sqrt(8000))) <= 2 * 0.0025
+    out = capsys.readouterr().out
+    table = out[out.index("out of sample: alpha_c at N=8000"):].splitlines()[2:7]
+    assert len(table) == 5
+    for line in table:  # the 1/sqrt(N) law forecasts the fake exactly, 1/N misses it
+        measured, _, p_n, _, _, p_sqrt, _, dev_sqrt = map(float, re.findall(r"-?\d+\.\d+", line))
+        assert abs(measured - p_sqrt) <= 2e-5 and abs(dev_sqrt) < 0.2
+        assert p_n - measured > 3e-4  # 4.1e-4 for exact points at N = 2,000 and 4,000
+    assert (tmp_path / "theory_vs_simulation.png").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--sizes", "2000", "4000", "--bracket"], "at least two sizes below 4000"),
+    (["--sizes", "2000", "4000", "8000", "--bracket", "9000"], "FROM_N must be positive"),
+    (["--sizes", "2000", "4000", "8000", "--bracket", "--loads", "0.1", "0.11"], "--bracket chooses the loads"),
+    (["--sizes", "2000", "4000", "--size-loads", "2000=0.1", "--size-loads", "2000=0.12"], "twice"),
+    (["--sizes", "2000", "4000", "--size-loads", "3000=0.1"], "not one of --sizes"),
+    (["--sizes", "2000", "4000", "--size-loads", "2000=0.1,abc"], "expected N=LOAD"),
+    (["--sizes", "2000", "4000", "--size-loads", "2000=0.1,1.5"], "between 0 and 1"),
+])
+def test_main_rejects_bad_arguments(argv, message, monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(sys, "argv", ["tvs", "--out", str(tmp_path)] + argv)
+    with pytest.raises(SystemExit):
+        tvs.main()
+    assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("power", [0.5, 1.0])
