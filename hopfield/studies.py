@@ -349,9 +349,10 @@ def critical_loads(rows: list[dict], fraction: float = 0.5, n_boot: int = 200, s
     """Simulated critical load per (N, weight variant): the load where the fraction of
     retrieved patterns, averaged over trials, falls through ``fraction`` (linear
     interpolation between the neighbouring loads; the first crossing from above).  The
-    error is the standard deviation over ``n_boot`` bootstrap resamples of the trials,
-    drawn from a stream of its own per group (from ``seed`` and the group's key), so that
-    it does not depend on the order of ``rows``.
+    error is the larger of the standard deviation over ``n_boot`` bootstrap resamples of
+    the trials and the binomial error of the fraction through the slope.  The resamples
+    come from a stream of their own per group (from ``seed`` and the group's key), so that
+    the errors do not depend on the order of ``rows``.
 
     Returns
     -------
