@@ -216,7 +216,7 @@ def main():
     sizes = sorted(sizes)  # run in the order given (bracketed ones last), reported in ascending order
     crit = studies.critical_loads(rows)
     ext = studies.extrapolate(crit, "1/N")
-    ext_sqrt = {(e["bits"], e["scheme"], e["objective"]): e for e in studies.extrapolate(crit, "1/sqrt(N)")}
+    ext_sqrt = {key(e): e for e in studies.extrapolate(crit, "1/sqrt(N)")}
     fl = {x["n_neurons"]: x["alpha_c"] for x in crit if x["bits"] == "float"}
     f_inf = [e["alpha_inf"] for e in ext if e["bits"] == "float"][0]
     for e in ext:
@@ -230,7 +230,7 @@ def main():
         e["ratio_to_float_largest_N"] = own[max(sizes)] / fl[max(sizes)]
         e["ratio_to_float_extrapolated"] = e["alpha_inf"] / f_inf
         e["ratio_theory"] = theory.load_at_overlap(0.97, e["rho"]) / theory.load_at_overlap(0.97, 1.0)
-        q = ext_sqrt[(e["bits"], e["scheme"], e["objective"])]
+        q = ext_sqrt[key(e)]
         e["alpha_inf_sqrt"], e["alpha_inf_sqrt_err"], e["chi2_dof_sqrt"] = q["alpha_inf"], q["alpha_inf_err"], q["chi2_dof"]
         e["agrees_sqrt"] = abs(e["alpha_inf_sqrt"] - e["predicted_at_097"]) <= 2 * e["alpha_inf_sqrt_err"]
         rhos = [x["rho"] for x in crit if (x["bits"], x["scheme"], x["objective"]) == (e["bits"], e["scheme"], e["objective"])]
@@ -432,13 +432,12 @@ def plot(rows, crit, ext, sizes, path):
     if scaling:
         ax3 = axes[2]
         x = np.linspace(0, min(sizes) ** -0.5, 200)
-        laws = {(e["bits"], e["scheme"], e["objective"]): e for e in studies.extrapolate(crit, "1/sqrt(N)")}
+        laws = {key(e): e for e in studies.extrapolate(crit, "1/sqrt(N)")}
+        measured = by_variant(crit)
         for e in ext:
             if e["objective"] == "minmax" or e["scheme"] == "exponential":
                 continue
-            rs = by_variant(crit).get(key(e), [])
-            q = laws[key(e)]
-            c = color[name(e)]
+            rs, q, c = measured.get(key(e), []), laws[key(e)], color[name(e)]
             ax3.errorbar([r["n_neurons"] ** -0.5 for r in rs], [r["alpha_c"] for r in rs],
                          yerr=[r["alpha_c_err"] for r in rs], fmt="o", ms=4, capsize=2, label=name(e), color=c)
             ax3.plot(x, q["alpha_inf"] + q["slope"] * x, "-", color=c, lw=0.8)
